@@ -9,7 +9,11 @@ use std::io::Read;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let count: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
-    let coins: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
+    let coins: u64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let mut config: GenesisConfig = serde_json::from_str(&input)?;

@@ -33,7 +33,10 @@ pub fn encode_address(hrp: &str, hash: &PubkeyHash) -> String {
 
 /// Whether `hrp` can serve as an address prefix.
 pub fn is_valid_hrp(hrp: &str) -> bool {
-    Hrp::parse(hrp).is_ok() && hrp.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    Hrp::parse(hrp).is_ok()
+        && hrp
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// Decodes an address, requiring bech32m (not bech32) and prefix `hrp`.
@@ -49,8 +52,9 @@ pub fn decode_address(hrp: &str, address: &str) -> Result<PubkeyHash, AddressErr
         });
     }
     let bytes: Vec<u8> = checked.byte_iter().collect();
-    let array: [u8; 20] =
-        bytes.try_into().map_err(|_| AddressError::BadLength(address.to_owned()))?;
+    let array: [u8; 20] = bytes
+        .try_into()
+        .map_err(|_| AddressError::BadLength(address.to_owned()))?;
     Ok(PubkeyHash(array))
 }
 
@@ -64,11 +68,17 @@ mod tests {
         let addr = encode_address("crt", &hash);
         assert!(addr.starts_with("crt1"));
         assert_eq!(decode_address("crt", &addr), Ok(hash));
-        assert!(matches!(decode_address("tcrt", &addr), Err(AddressError::WrongNetwork { .. })));
+        assert!(matches!(
+            decode_address("tcrt", &addr),
+            Err(AddressError::WrongNetwork { .. })
+        ));
         let mut corrupted = addr.clone();
         corrupted.pop();
         corrupted.push(if addr.ends_with('q') { 'p' } else { 'q' });
-        assert!(matches!(decode_address("crt", &corrupted), Err(AddressError::Invalid(_))));
+        assert!(matches!(
+            decode_address("crt", &corrupted),
+            Err(AddressError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -8,8 +8,18 @@ pub const COIN: u64 = 100_000_000;
 /// An amount of base units. Arithmetic is checked: an overflow is a validation error,
 /// never a wrap (CVE-2010-5139 minted 184 billion BTC through an unchecked sum).
 #[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, bincode::Encode, bincode::Decode,
-    serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    bincode::Encode,
+    bincode::Decode,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Amount(u64);

@@ -41,7 +41,8 @@ impl BlockHeader {
 
     /// Parses 80 header bytes (every byte string of that length is a header).
     pub fn from_bytes(bytes: &[u8; HEADER_SIZE]) -> Self {
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let hash_at = |i: usize| {
             let mut h = [0u8; 32];
             h.copy_from_slice(&bytes[i..i + 32]);

@@ -5,7 +5,7 @@
 //! (no length prefix can make it allocate more than [`MAX_ENCODED_SIZE`]), rejects trailing
 //! bytes (so one value has exactly one encoding) and never panics on any input.
 
-use bincode::config::{Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 
 /// The largest byte string Cairn ever decodes: above any block the chain parameters allow.
 pub const MAX_ENCODED_SIZE: usize = 8 * 1024 * 1024;
@@ -79,8 +79,14 @@ mod tests {
 
     #[test]
     fn trailing_and_truncated_bytes_are_rejected() {
-        assert!(matches!(decode::<u32>(&[1, 2, 3, 4, 5]), Err(DecodeError::TrailingBytes(1))));
-        assert!(matches!(decode::<u32>(&[1, 2, 3]), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<u32>(&[1, 2, 3, 4, 5]),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+        assert!(matches!(
+            decode::<u32>(&[1, 2, 3]),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -89,6 +95,9 @@ mod tests {
         bytes.push(0);
         assert!(decode::<Vec<u64>>(&bytes).is_err());
         let too_long = vec![0u8; MAX_ENCODED_SIZE + 1];
-        assert!(matches!(decode::<Vec<u8>>(&too_long), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            decode::<Vec<u8>>(&too_long),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 }

@@ -8,7 +8,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A 32-byte hash in internal byte order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, bincode::Encode, bincode::Decode)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, bincode::Encode, bincode::Decode,
+)]
 pub struct Hash256(pub [u8; 32]);
 
 /// Error parsing a hash from display hex.

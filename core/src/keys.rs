@@ -62,7 +62,9 @@ pub struct InvalidSecretKey;
 impl SecretKey {
     /// From 32 big-endian bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, InvalidSecretKey> {
-        SigningKey::from_slice(bytes).map(SecretKey).map_err(|_| InvalidSecretKey)
+        SigningKey::from_slice(bytes)
+            .map(SecretKey)
+            .map_err(|_| InvalidSecretKey)
     }
 
     /// From 64 hex characters.
@@ -117,12 +119,14 @@ pub fn verify_signature(
     sighash: &Hash256,
     signature: &SignatureBytes,
 ) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_sec1_bytes(public_key).map_err(|_| SignatureError::BadPublicKey)?;
+    let key =
+        VerifyingKey::from_sec1_bytes(public_key).map_err(|_| SignatureError::BadPublicKey)?;
     let sig = Signature::from_slice(signature).map_err(|_| SignatureError::BadEncoding)?;
     if bool::from(sig.s().is_high()) {
         return Err(SignatureError::HighS);
     }
-    key.verify_prehash(&sighash.0, &sig).map_err(|_| SignatureError::Invalid)
+    key.verify_prehash(&sighash.0, &sig)
+        .map_err(|_| SignatureError::Invalid)
 }
 
 #[cfg(test)]
@@ -157,16 +161,23 @@ mod tests {
         let sig = k.sign_hash(&msg);
         let parsed = Signature::from_slice(&sig).unwrap();
         // s' = n - s is the same signature mathematically, but malleable: refuse it.
-        let high = Signature::from_scalars(parsed.r().to_bytes(), (-*parsed.s()).to_bytes()).unwrap();
+        let high =
+            Signature::from_scalars(parsed.r().to_bytes(), (-*parsed.s()).to_bytes()).unwrap();
         let mut high_bytes = [0u8; 64];
         high_bytes.copy_from_slice(&high.to_bytes());
-        assert_eq!(verify_signature(&k.public_key(), &msg, &high_bytes), Err(SignatureError::HighS));
+        assert_eq!(
+            verify_signature(&k.public_key(), &msg, &high_bytes),
+            Err(SignatureError::HighS)
+        );
     }
 
     #[test]
     fn malformed_keys_and_signatures_are_errors() {
         let msg = sha256d(b"x");
-        assert_eq!(verify_signature(&[0u8; 33], &msg, &[1u8; 64]), Err(SignatureError::BadPublicKey));
+        assert_eq!(
+            verify_signature(&[0u8; 33], &msg, &[1u8; 64]),
+            Err(SignatureError::BadPublicKey)
+        );
         assert_eq!(
             verify_signature(&key(1).public_key(), &msg, &[0u8; 64]),
             Err(SignatureError::BadEncoding)

@@ -4,23 +4,36 @@
 //! and the block tree with most-work fork choice. This crate is pure logic: **no I/O, no
 //! clock, no randomness, no threads**. Time comes in as a parameter; storage is reached
 //! through the narrow traits of [`store`]; results say what changed
-//! ([`chain::ImportOutcome`]) and the node performs the effects.
+//! ([`chain::ImportReport`], [`chain::TipChanged`]) and the node performs the effects.
+//!
+//! Where to look: the fork choice is [`chain::fork_choice`]; reorgs are
+//! [`chain::ChainState`]; every consensus rule is in [`validation`] or [`difficulty`];
+//! every constant comes from [`params::ChainParams`].
 
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod chain;
+pub mod difficulty;
 pub mod encoding;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod params;
 pub mod pow;
+pub mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod tx;
+pub mod validation;
 
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};
+pub use chain::{ChainState, ImportOutcome, ImportReport, TipChanged};
 pub use hash::{BlockHash, Hash256, MerkleRoot, Txid, Wtxid};
 pub use keys::{PubkeyHash, SecretKey};
 pub use params::ChainParams;
 pub use pow::{CompactTarget, Target, Work};
+pub use store::{Coin, MemoryStore};
 pub use tx::{OutPoint, Transaction, TxIn, TxOut};
+pub use validation::{BlockError, TxError};

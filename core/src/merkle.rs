@@ -62,7 +62,11 @@ pub fn coinbase_branch(wtxids: &[Wtxid]) -> Vec<Hash256> {
 
 /// The root given the coinbase's wtxid and its [`coinbase_branch`].
 pub fn root_from_coinbase_branch(coinbase: &Wtxid, branch: &[Hash256]) -> MerkleRoot {
-    MerkleRoot(branch.iter().fold(leaf_hash(coinbase), |acc, sibling| node_hash(&acc, sibling)))
+    MerkleRoot(
+        branch
+            .iter()
+            .fold(leaf_hash(coinbase), |acc, sibling| node_hash(&acc, sibling)),
+    )
 }
 
 #[cfg(test)]
@@ -71,7 +75,9 @@ mod tests {
     use crate::hash::sha256d;
 
     fn ids(n: usize) -> Vec<Wtxid> {
-        (0..n).map(|i| Wtxid(sha256d(&(i as u64).to_le_bytes()))).collect()
+        (0..n)
+            .map(|i| Wtxid(sha256d(&(i as u64).to_le_bytes())))
+            .collect()
     }
 
     #[test]
@@ -99,7 +105,11 @@ mod tests {
         for n in 1..20 {
             let leaves = ids(n);
             let branch = coinbase_branch(&leaves);
-            assert_eq!(root_from_coinbase_branch(&leaves[0], &branch), merkle_root(&leaves), "n={n}");
+            assert_eq!(
+                root_from_coinbase_branch(&leaves[0], &branch),
+                merkle_root(&leaves),
+                "n={n}"
+            );
         }
     }
 

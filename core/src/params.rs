@@ -110,7 +110,10 @@ pub enum ParamsError {
 }
 
 fn field_err(field: &'static str, reason: impl Into<String>) -> ParamsError {
-    ParamsError::Field { field, reason: reason.into() }
+    ParamsError::Field {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Validated chain parameters plus what derives from them.
@@ -160,19 +163,34 @@ pub struct ChainParams {
 /// Public by design, like anvil's well-known accounts.
 pub fn dev_secret_key(index: u32) -> SecretKey {
     let seed = sha256(format!("cairn devnet account {index}").as_bytes());
-    SecretKey::from_bytes(&seed).expect("SHA-256 output is a valid secp256k1 key with overwhelming probability; checked by test")
+    SecretKey::from_bytes(&seed).expect(
+        "SHA-256 output is a valid secp256k1 key with overwhelming probability; checked by test",
+    )
 }
 
 fn parse_bits(field: &'static str, s: &str) -> Result<CompactTarget, ParamsError> {
     let s = s.trim_start_matches("0x");
-    let v = u32::from_str_radix(s, 16).map_err(|e| field_err(field, format!("not 8 hex digits: {e}")))?;
+    let v = u32::from_str_radix(s, 16)
+        .map_err(|e| field_err(field, format!("not 8 hex digits: {e}")))?;
     Ok(CompactTarget(v))
 }
 
 impl ChainParams {
     /// The dev network of the repository's `genesis.json`.
     pub fn devnet() -> ChainParams {
-        ChainParams::from_json(DEVNET_GENESIS_JSON).expect("the embedded genesis.json is valid; checked by test")
+        ChainParams::from_json(DEVNET_GENESIS_JSON)
+            .expect("the embedded genesis.json is valid; checked by test")
+    }
+
+    /// A regression-test network: the dev network's accounts at the easiest difficulty,
+    /// never adjusted, so tests mine thousands of blocks in seconds (like Bitcoin's regtest).
+    pub fn regtest() -> ChainParams {
+        let mut config = ChainParams::devnet().config;
+        config.network_id = "cairn-regtest".into();
+        config.initial_bits = config.pow_limit_bits.clone();
+        config.difficulty_adjustment = false;
+        config.genesis_message = "regtest".into();
+        ChainParams::from_config(config).expect("regtest parameters are valid; checked by test")
     }
 
     /// Parses and validates a `genesis.json`.
@@ -187,7 +205,10 @@ impl ChainParams {
             return Err(field_err("network_id", "must be 1 to 64 characters"));
         }
         if !is_valid_hrp(&config.hrp) {
-            return Err(field_err("hrp", "must be a lowercase bech32 human-readable part"));
+            return Err(field_err(
+                "hrp",
+                "must be a lowercase bech32 human-readable part",
+            ));
         }
         if config.block_interval_secs == 0 {
             return Err(field_err("block_interval_secs", "must be positive"));
@@ -199,19 +220,25 @@ impl ChainParams {
             return Err(field_err("halving_interval", "must be positive"));
         }
         if !(1000..=MAX_BLOCK_SIZE_LIMIT).contains(&config.max_block_size) {
-            return Err(field_err("max_block_size", format!("must be 1000..={MAX_BLOCK_SIZE_LIMIT}")));
+            return Err(field_err(
+                "max_block_size",
+                format!("must be 1000..={MAX_BLOCK_SIZE_LIMIT}"),
+            ));
         }
         let initial_bits = parse_bits("initial_bits", &config.initial_bits)?;
         let pow_limit_bits = parse_bits("pow_limit_bits", &config.pow_limit_bits)?;
         let pow_limit = Target::from_compact(pow_limit_bits)
             .map_err(|e| field_err("pow_limit_bits", e.to_string()))?;
-        let initial_target =
-            Target::from_compact(initial_bits).map_err(|e| field_err("initial_bits", e.to_string()))?;
+        let initial_target = Target::from_compact(initial_bits)
+            .map_err(|e| field_err("initial_bits", e.to_string()))?;
         if initial_target > pow_limit {
             return Err(field_err("initial_bits", "is easier than pow_limit_bits"));
         }
         if initial_target.to_compact() != initial_bits {
-            return Err(field_err("initial_bits", "is not in canonical compact form"));
+            return Err(field_err(
+                "initial_bits",
+                "is not in canonical compact form",
+            ));
         }
         let genesis_data = format!("{} {}", config.network_id, config.genesis_message).into_bytes();
         if genesis_data.len() > MAX_TX_DATA {
@@ -228,22 +255,37 @@ impl ChainParams {
             if key.pubkey_hash() != hash {
                 return Err(field_err(
                     "dev_accounts",
-                    format!("{}: secret key does not belong to address {}", account.name, account.address),
+                    format!(
+                        "{}: secret key does not belong to address {}",
+                        account.name, account.address
+                    ),
                 ));
             }
             if account.balance == 0 {
-                return Err(field_err("dev_accounts", format!("{}: balance must be positive", account.name)));
+                return Err(field_err(
+                    "dev_accounts",
+                    format!("{}: balance must be positive", account.name),
+                ));
             }
             premine = premine
                 .checked_add(Amount::from_base(account.balance))
                 .ok_or_else(|| field_err("dev_accounts", "balances overflow"))?;
-            outputs.push(TxOut { amount: Amount::from_base(account.balance), address: hash });
+            outputs.push(TxOut {
+                amount: Amount::from_base(account.balance),
+                address: hash,
+            });
         }
         let max_money = schedule_total(config.initial_subsidy, config.halving_interval)
             .and_then(|s| s.checked_add(premine))
             .ok_or_else(|| field_err("initial_subsidy", "total supply overflows u64"))?;
 
-        let coinbase = Transaction { version: 1, inputs: vec![], outputs, lock_height: 0, data: genesis_data };
+        let coinbase = Transaction {
+            version: 1,
+            inputs: vec![],
+            outputs,
+            lock_height: 0,
+            data: genesis_data,
+        };
         let header = BlockHeader {
             version: 1,
             prev_blockhash: BlockHash::ZERO,
@@ -252,10 +294,14 @@ impl ChainParams {
             bits: initial_bits,
             nonce: 0,
         };
-        let genesis_block = Block { header, txs: vec![coinbase] };
+        let genesis_block = Block {
+            header,
+            txs: vec![coinbase],
+        };
         let genesis_hash = genesis_block.block_hash();
         let network_magic = sha256d(format!("cairn-network:{}", config.network_id).as_bytes());
-        let params_hash = sha256d(&serde_json::to_vec(&config).expect("GenesisConfig always serialises"));
+        let params_hash =
+            sha256d(&serde_json::to_vec(&config).expect("GenesisConfig always serialises"));
 
         Ok(ChainParams {
             network_id: config.network_id.clone(),
@@ -342,30 +388,55 @@ mod tests {
         assert_eq!(a.hrp, "crt");
         assert!(a.config.dev_accounts.len() >= 10);
         // The file's dev accounts are exactly the documented deterministic keys.
-        let expected = dev_accounts(&a.hrp, a.config.dev_accounts.len() as u32, a.config.dev_accounts[0].balance);
+        let expected = dev_accounts(
+            &a.hrp,
+            a.config.dev_accounts.len() as u32,
+            a.config.dev_accounts[0].balance,
+        );
         assert_eq!(a.config.dev_accounts, expected);
-        assert_eq!(a.genesis_block.compute_merkle_root(), a.genesis_block.header.merkle_root);
+        assert_eq!(
+            a.genesis_block.compute_merkle_root(),
+            a.genesis_block.header.merkle_root
+        );
     }
 
     #[test]
     fn subsidy_halves_and_ends() {
         let p = ChainParams::devnet();
         assert_eq!(p.subsidy(0), p.initial_subsidy);
-        assert_eq!(p.subsidy(p.halving_interval).to_base(), p.initial_subsidy.to_base() / 2);
-        assert_eq!(p.subsidy(p.halving_interval.saturating_mul(64)), Amount::ZERO);
+        assert_eq!(
+            p.subsidy(p.halving_interval).to_base(),
+            p.initial_subsidy.to_base() / 2
+        );
+        assert_eq!(
+            p.subsidy(p.halving_interval.saturating_mul(64)),
+            Amount::ZERO
+        );
     }
 
     #[test]
     fn bad_fields_are_named() {
         let mut c = ChainParams::devnet().config;
         c.hrp = "CRT!".into();
-        assert!(matches!(ChainParams::from_config(c), Err(ParamsError::Field { field: "hrp", .. })));
+        assert!(matches!(
+            ChainParams::from_config(c),
+            Err(ParamsError::Field { field: "hrp", .. })
+        ));
         let mut c = ChainParams::devnet().config;
         c.dev_accounts[1].secret_key_hex = c.dev_accounts[0].secret_key_hex.clone();
-        assert!(matches!(ChainParams::from_config(c), Err(ParamsError::Field { field: "dev_accounts", .. })));
+        assert!(matches!(
+            ChainParams::from_config(c),
+            Err(ParamsError::Field {
+                field: "dev_accounts",
+                ..
+            })
+        ));
         let mut c = ChainParams::devnet().config;
         c.initial_bits = "217fffff".into();
         assert!(ChainParams::from_config(c).is_err());
-        assert!(matches!(ChainParams::from_json("{}"), Err(ParamsError::Json(_))));
+        assert!(matches!(
+            ChainParams::from_json("{}"),
+            Err(ParamsError::Json(_))
+        ));
     }
 }

@@ -6,7 +6,15 @@ use std::fmt;
 
 /// The compact ("nBits") encoding of a target, as in Bitcoin's header.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, Default, bincode::Encode, bincode::Decode, serde::Serialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    bincode::Encode,
+    bincode::Decode,
+    serde::Serialize,
     serde::Deserialize,
 )]
 pub struct CompactTarget(pub u32);
@@ -130,10 +138,9 @@ impl Target {
 }
 
 fn u256_to_f64(v: U256) -> f64 {
-    v.as_limbs()
-        .iter()
-        .rev()
-        .fold(0.0, |acc, &limb| acc * 18_446_744_073_709_551_616.0 + limb as f64)
+    v.as_limbs().iter().rev().fold(0.0, |acc, &limb| {
+        acc * 18_446_744_073_709_551_616.0 + limb as f64
+    })
 }
 
 /// Expected hashes behind a block or chain; the fork choice compares cumulative `Work`.
@@ -187,7 +194,14 @@ mod tests {
 
     #[test]
     fn compact_round_trips_bitcoin_values() {
-        for bits in [0x1d00ffffu32, 0x207fffff, 0x1b0404cb, 0x1e010000, 0x03123456, 0x04123456] {
+        for bits in [
+            0x1d00ffffu32,
+            0x207fffff,
+            0x1b0404cb,
+            0x1e010000,
+            0x03123456,
+            0x04123456,
+        ] {
             let t = Target::from_compact(CompactTarget(bits)).unwrap();
             assert_eq!(t.to_compact(), CompactTarget(bits), "{bits:#x}");
         }
@@ -197,12 +211,30 @@ mod tests {
 
     #[test]
     fn compact_rejects_negative_overflow_and_zero() {
-        assert_eq!(Target::from_compact(CompactTarget(0x04923456)), Err(PowError::Negative(0x04923456)));
-        assert_eq!(Target::from_compact(CompactTarget(0xff123456)), Err(PowError::Overflow(0xff123456)));
-        assert_eq!(Target::from_compact(CompactTarget(0x22000100)), Err(PowError::Overflow(0x22000100)));
-        assert_eq!(Target::from_compact(CompactTarget(0x21010000)), Err(PowError::Overflow(0x21010000)));
-        assert_eq!(Target::from_compact(CompactTarget(0)), Err(PowError::Zero(0)));
-        assert_eq!(Target::from_compact(CompactTarget(0x01003456)), Err(PowError::Zero(0x01003456)));
+        assert_eq!(
+            Target::from_compact(CompactTarget(0x04923456)),
+            Err(PowError::Negative(0x04923456))
+        );
+        assert_eq!(
+            Target::from_compact(CompactTarget(0xff123456)),
+            Err(PowError::Overflow(0xff123456))
+        );
+        assert_eq!(
+            Target::from_compact(CompactTarget(0x22000100)),
+            Err(PowError::Overflow(0x22000100))
+        );
+        assert_eq!(
+            Target::from_compact(CompactTarget(0x21010000)),
+            Err(PowError::Overflow(0x21010000))
+        );
+        assert_eq!(
+            Target::from_compact(CompactTarget(0)),
+            Err(PowError::Zero(0))
+        );
+        assert_eq!(
+            Target::from_compact(CompactTarget(0x01003456)),
+            Err(PowError::Zero(0x01003456))
+        );
         // 0x20 bytes with a 3-byte mantissa is the largest non-overflowing size.
         assert!(Target::from_compact(CompactTarget(0x207fffff)).is_ok());
     }

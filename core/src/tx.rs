@@ -13,7 +13,17 @@ use sha2::{Digest, Sha256};
 
 /// A reference to an output of an earlier transaction.
 #[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, bincode::Encode, bincode::Decode,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Default,
+    bincode::Encode,
+    bincode::Decode,
 )]
 pub struct OutPoint {
     /// The transaction that created the output.
@@ -102,8 +112,28 @@ impl Transaction {
     /// worthless on another network), the index, every input's outpoint *and amount* (so a
     /// signer cannot be lied to about the fee), every output, the lock height and the data.
     /// `spent_amounts[i]` is the amount of the output input `i` spends.
-    pub fn sighash(&self, network_magic: &Hash256, spent_amounts: &[Amount], index: usize) -> Hash256 {
+    pub fn sighash(
+        &self,
+        network_magic: &Hash256,
+        spent_amounts: &[Amount],
+        index: usize,
+    ) -> Hash256 {
         SighashCache::new(self, network_magic, spent_amounts).sighash(index)
+    }
+
+    /// Signs every input: `signers[i]` holds the amount input `i` spends and the key that
+    /// owns it. Sets each input's public key and signature.
+    pub fn sign(&mut self, network_magic: &Hash256, signers: &[(Amount, &crate::keys::SecretKey)]) {
+        assert_eq!(signers.len(), self.inputs.len(), "one signer per input");
+        let amounts: Vec<Amount> = signers.iter().map(|(a, _)| *a).collect();
+        let sighashes: Vec<Hash256> = {
+            let cache = SighashCache::new(self, network_magic, &amounts);
+            (0..self.inputs.len()).map(|i| cache.sighash(i)).collect()
+        };
+        for ((input, (_, key)), sighash) in self.inputs.iter_mut().zip(signers).zip(sighashes) {
+            input.public_key = key.public_key();
+            input.signature = key.sign_hash(&sighash);
+        }
     }
 
     /// Serialises the signature-free part, optionally with each input's spent amount.
@@ -138,13 +168,23 @@ impl<'a> SighashCache<'a> {
     /// Prepares sighashes for `tx`; `spent_amounts` must have one entry per input.
     pub fn new(tx: &Transaction, network_magic: &'a Hash256, spent_amounts: &[Amount]) -> Self {
         let mut buf = Vec::with_capacity(64 + tx.inputs.len() * 44 + tx.outputs.len() * 28);
-        tx.write_unsigned(&mut buf, |i| Some(spent_amounts.get(i).copied().unwrap_or(Amount::ZERO)));
-        SighashCache { network_magic, common: Sha256::digest(&buf).into() }
+        tx.write_unsigned(&mut buf, |i| {
+            Some(spent_amounts.get(i).copied().unwrap_or(Amount::ZERO))
+        });
+        SighashCache {
+            network_magic,
+            common: Sha256::digest(&buf).into(),
+        }
     }
 
     /// The sighash of input `index`.
     pub fn sighash(&self, index: usize) -> Hash256 {
-        sha256d_parts(&[SIGHASH_TAG, &self.network_magic.0, &(index as u32).to_le_bytes(), &self.common])
+        sha256d_parts(&[
+            SIGHASH_TAG,
+            &self.network_magic.0,
+            &(index as u32).to_le_bytes(),
+            &self.common,
+        ])
     }
 }
 
@@ -156,11 +196,17 @@ mod tests {
         Transaction {
             version: 1,
             inputs: vec![TxIn {
-                prevout: OutPoint { txid: Txid(sha256d(b"prev")), vout: 3 },
+                prevout: OutPoint {
+                    txid: Txid(sha256d(b"prev")),
+                    vout: 3,
+                },
                 signature: [5; 64],
                 public_key: [2; 33],
             }],
-            outputs: vec![TxOut { amount: Amount::from_base(1000), address: PubkeyHash([9; 20]) }],
+            outputs: vec![TxOut {
+                amount: Amount::from_base(1000),
+                address: PubkeyHash([9; 20]),
+            }],
             lock_height: 0,
             data: vec![],
         }
@@ -181,7 +227,10 @@ mod tests {
         let tx = sample();
         let net = sha256d(b"net-a");
         let base = tx.sighash(&net, &[Amount::from_base(5000)], 0);
-        assert_ne!(base, tx.sighash(&sha256d(b"net-b"), &[Amount::from_base(5000)], 0));
+        assert_ne!(
+            base,
+            tx.sighash(&sha256d(b"net-b"), &[Amount::from_base(5000)], 0)
+        );
         assert_ne!(base, tx.sighash(&net, &[Amount::from_base(5001)], 0));
         assert_ne!(base, tx.sighash(&net, &[Amount::from_base(5000)], 1));
         let mut other = tx.clone();

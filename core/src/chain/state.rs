@@ -1,0 +1,1043 @@
+//! [`ChainState`]: the block tree, the active chain and the UTXO set behind a store.
+//!
+//! Every change to the store is one atomic [`StoreBatch`]: storing a block body with its
+//! index entry, connecting a block (spent and created coins, undo data, tip), disconnecting
+//! one. A crash between two batches leaves a consistent chain (perhaps mid-reorg, on a
+//! valid chain with less work); [`ChainState::open`] then resumes and finishes the reorg.
+
+use crate::amount::Amount;
+use crate::block::{Block, BlockHeader};
+use crate::chain::fork_choice::ForkChoice;
+use crate::chain::orphans::OrphanPool;
+use crate::chain::{
+    BlockEntry, ChainError, ChainTip, HeaderOutcome, ImportOutcome, ImportReport, TipChanged,
+    TipStatus, Validity,
+};
+use crate::difficulty::{check_timewarp, median_time, next_bits};
+use crate::hash::{BlockHash, Txid};
+use crate::keys::PubkeyHash;
+use crate::merkle::merkle_root;
+use crate::params::{ChainParams, MEDIAN_TIME_SPAN};
+use crate::pow::{CompactTarget, Target};
+use crate::store::{BlockUndo, ChainStore, Coin, StoreBatch, StoreError, UtxoStats};
+use crate::tx::{OutPoint, Transaction, TxOut};
+use crate::validation::{
+    BlockError, CheckedBlock, check_block, check_proof_of_work, check_tx_inputs,
+    verify_tx_signatures,
+};
+use std::collections::HashMap;
+
+/// Most headers returned for one locator (the sync protocol's page size).
+pub const MAX_HEADERS_RESULTS: usize = 2000;
+
+/// The chain: block tree, active chain, fork choice and UTXO set (in the store).
+pub struct ChainState<S: ChainStore> {
+    params: ChainParams,
+    store: S,
+    entries: HashMap<BlockHash, BlockEntry>,
+    children: HashMap<BlockHash, Vec<BlockHash>>,
+    /// Active chain by height.
+    active: Vec<BlockHash>,
+    fork_choice: ForkChoice,
+    orphans: OrphanPool,
+    next_seq: u64,
+    /// Bodies (with txids) stored during the current import, so connecting them neither
+    /// reads them back nor hashes their transactions again.
+    fresh_bodies: HashMap<BlockHash, (Block, Vec<Txid>)>,
+}
+
+impl<S: ChainStore> std::fmt::Debug for ChainState<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainState")
+            .field("network", &self.params.network_id)
+            .field("height", &self.height())
+            .field("tip", &self.tip().hash)
+            .field("blocks_known", &self.entries.len())
+            .finish()
+    }
+}
+
+impl<S: ChainStore> ChainState<S> {
+    /// Opens the chain in `store`, writing the genesis block into an empty store, or
+    /// resuming from the stored block index and tip.
+    pub fn open(params: ChainParams, store: S) -> Result<Self, ChainError> {
+        let mut chain = ChainState {
+            params,
+            store,
+            entries: HashMap::new(),
+            children: HashMap::new(),
+            active: Vec::new(),
+            fork_choice: ForkChoice::default(),
+            orphans: OrphanPool::default(),
+            next_seq: 1,
+            fresh_bodies: HashMap::new(),
+        };
+        let stored = chain.store.load_index()?;
+        if stored.is_empty() {
+            chain.init_genesis()?;
+            return Ok(chain);
+        }
+        for entry in stored {
+            chain.next_seq = chain.next_seq.max(entry.seq + 1);
+            chain.insert_entry(entry);
+        }
+        let genesis = chain.params.genesis_hash;
+        if !chain.entries.contains_key(&genesis) {
+            let stored = chain
+                .entries
+                .values()
+                .find(|e| e.height == 0)
+                .map(|e| e.hash)
+                .unwrap_or(BlockHash::ZERO);
+            return Err(ChainError::WrongNetwork {
+                stored,
+                expected: genesis,
+            });
+        }
+        let tip = chain
+            .store
+            .tip()?
+            .ok_or_else(|| ChainError::Corrupt("no tip recorded".into()))?;
+        let mut cursor = Some(tip);
+        while let Some(hash) = cursor {
+            let entry = chain.entries.get(&hash).ok_or_else(|| {
+                ChainError::Corrupt(format!("active block {hash} not in the index"))
+            })?;
+            chain.active.push(hash);
+            cursor = (entry.height > 0).then_some(entry.header.prev_blockhash);
+        }
+        chain.active.reverse();
+        if chain.active.first() != Some(&genesis) {
+            return Err(ChainError::Corrupt(
+                "active chain does not start at genesis".into(),
+            ));
+        }
+        chain.rebuild_candidates();
+        chain.activate_best_chain(&mut Vec::new())?;
+        Ok(chain)
+    }
+
+    fn init_genesis(&mut self) -> Result<(), ChainError> {
+        let block = self.params.genesis_block.clone();
+        let hash = self.params.genesis_hash;
+        let target = Target::from_compact(block.header.bits)
+            .expect("initial_bits are validated when chain parameters load");
+        let entry = BlockEntry {
+            hash,
+            header: block.header,
+            height: 0,
+            chainwork: target.work(),
+            has_data: true,
+            validity: Validity::Valid,
+            seq: self.take_seq(),
+        };
+        // Genesis allocations are ordinary coins, spendable at once (like anvil's accounts).
+        let txid = block.txs[0].txid();
+        let coins_added = block.txs[0]
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(vout, output)| {
+                (
+                    OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    },
+                    Coin {
+                        output: *output,
+                        height: 0,
+                        is_coinbase: false,
+                    },
+                )
+            })
+            .collect();
+        self.store.write(StoreBatch {
+            index: vec![entry.clone()],
+            blocks: vec![(hash, &block)],
+            coins_added,
+            undo_put: vec![(hash, BlockUndo::default())],
+            tip: Some(hash),
+            ..Default::default()
+        })?;
+        self.fork_choice.insert(&entry);
+        self.insert_entry(entry);
+        self.active.push(hash);
+        Ok(())
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// The chain parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The store (read access for RPC queries).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back (e.g. to close it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The active tip.
+    pub fn tip(&self) -> &BlockEntry {
+        let hash = self
+            .active
+            .last()
+            .expect("the active chain always holds genesis");
+        &self.entries[hash]
+    }
+
+    /// Height of the active tip.
+    pub fn height(&self) -> u32 {
+        self.tip().height
+    }
+
+    /// An entry of the block tree.
+    pub fn entry(&self, hash: &BlockHash) -> Option<&BlockEntry> {
+        self.entries.get(hash)
+    }
+
+    /// Number of blocks in the tree (headers included).
+    pub fn tree_len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Hash of the active block at `height`.
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.active.get(height as usize).copied()
+    }
+
+    /// Whether `hash` is on the active chain.
+    pub fn is_active(&self, hash: &BlockHash) -> bool {
+        self.entries
+            .get(hash)
+            .is_some_and(|e| self.active.get(e.height as usize) == Some(hash))
+    }
+
+    /// A stored block body.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        self.store.block(hash)
+    }
+
+    /// An unspent coin of the active chain.
+    pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        self.store.coin(outpoint)
+    }
+
+    /// UTXO set summary.
+    pub fn utxo_stats(&self) -> Result<UtxoStats, StoreError> {
+        UtxoStats::compute(&self.store)
+    }
+
+    /// Number of orphan blocks held.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// The first missing ancestor of an orphan (what to request from peers).
+    pub fn orphan_root(&self, hash: &BlockHash) -> Option<BlockHash> {
+        self.orphans.missing_root(hash)
+    }
+
+    /// The ancestor of `from` at `height` (`height` ≤ its height).
+    pub fn ancestor(&self, from: &BlockHash, height: u32) -> Option<&BlockEntry> {
+        let mut cur = self.entries.get(from)?;
+        if height > cur.height {
+            return None;
+        }
+        loop {
+            if cur.height == height {
+                return Some(cur);
+            }
+            if self.is_active(&cur.hash) {
+                return self.entries.get(&self.active[height as usize]);
+            }
+            cur = self.entries.get(&cur.header.prev_blockhash)?;
+        }
+    }
+
+    /// Median time of the last [`MEDIAN_TIME_SPAN`] blocks ending at `hash`.
+    pub fn median_time_past(&self, hash: &BlockHash) -> u32 {
+        let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN);
+        let mut cur = self.entries.get(hash);
+        while let Some(entry) = cur {
+            times.push(entry.header.time);
+            if times.len() == MEDIAN_TIME_SPAN || entry.height == 0 {
+                break;
+            }
+            cur = self.entries.get(&entry.header.prev_blockhash);
+        }
+        median_time(times)
+    }
+
+    fn header_at_fn<'a>(&'a self, parent: &'a BlockHash) -> impl Fn(u32) -> BlockHeader + 'a {
+        move |h| {
+            self.ancestor(parent, h)
+                .expect("ancestors of an indexed block are indexed")
+                .header
+        }
+    }
+
+    /// The `bits` a child of `parent` must carry.
+    pub fn next_bits(&self, parent: &BlockHash) -> Option<CompactTarget> {
+        let entry = self.entries.get(parent)?;
+        Some(next_bits(
+            &self.params,
+            entry.height + 1,
+            entry.header.bits,
+            self.header_at_fn(parent),
+        ))
+    }
+
+    /// The earliest timestamp a child of `parent` may carry (median time past and BIP54).
+    pub fn min_next_time(&self, parent: &BlockHash) -> Option<u32> {
+        let entry = self.entries.get(parent)?;
+        let height = entry.height + 1;
+        let window = self.params.retarget_window;
+        let mut min = self.median_time_past(parent).saturating_add(1);
+        if height % window == 0 {
+            min = min.max(
+                entry
+                    .header
+                    .time
+                    .saturating_sub(self.params.timewarp_grace_secs),
+            );
+        }
+        if height % window == window - 1 && height >= window - 1 {
+            min = min.max(self.ancestor(parent, height - (window - 1))?.header.time);
+        }
+        Some(min)
+    }
+
+    /// The leaves of the block tree (and the active tip), as `getchaintips` shows them.
+    pub fn chain_tips(&self) -> Vec<ChainTip> {
+        let tip = self.tip().hash;
+        let mut tips: Vec<ChainTip> = self
+            .entries
+            .values()
+            .filter(|e| e.hash == tip || self.children.get(&e.hash).is_none_or(|c| c.is_empty()))
+            .map(|e| {
+                let fork = self.find_fork(&e.hash);
+                let fork_height = self.entries.get(&fork).map_or(0, |f| f.height);
+                let status = if self.is_active(&e.hash) {
+                    TipStatus::Active
+                } else if e.validity.is_invalid() {
+                    TipStatus::Invalid
+                } else if e.seq == 0 {
+                    TipStatus::HeadersOnly
+                } else if e.validity == Validity::Valid {
+                    TipStatus::ValidFork
+                } else {
+                    TipStatus::ValidHeaders
+                };
+                ChainTip {
+                    height: e.height,
+                    hash: e.hash,
+                    branchlen: e.height - fork_height,
+                    status,
+                }
+            })
+            .collect();
+        tips.sort_by(|a, b| b.height.cmp(&a.height).then(a.hash.cmp(&b.hash)));
+        tips
+    }
+
+    /// A block locator for the active chain: the last 10 hashes, then exponentially
+    /// sparser back to genesis.
+    pub fn locator(&self) -> Vec<BlockHash> {
+        let mut out = Vec::new();
+        let mut height = self.active.len() as i64 - 1;
+        let mut step = 1i64;
+        while height > 0 {
+            out.push(self.active[height as usize]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        out.push(self.active[0]);
+        out
+    }
+
+    /// Headers of the active chain after the first locator hash found on it, up to `max`
+    /// (at most [`MAX_HEADERS_RESULTS`]) or until `stop`.
+    pub fn headers_after(
+        &self,
+        locator: &[BlockHash],
+        stop: Option<BlockHash>,
+        max: usize,
+    ) -> Vec<BlockHeader> {
+        let start = locator
+            .iter()
+            .find_map(|h| self.is_active(h).then(|| self.entries[h].height))
+            .unwrap_or(0);
+        let max = max.min(MAX_HEADERS_RESULTS);
+        let mut out = Vec::new();
+        for hash in self.active.iter().skip(start as usize + 1).take(max) {
+            out.push(self.entries[hash].header);
+            if Some(*hash) == stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// A block template on the active tip: a coinbase paying subsidy plus `fees` to
+    /// `pay_to` with `extra_data`, then `txs` in order; nonce zero.
+    pub fn block_template(
+        &self,
+        pay_to: PubkeyHash,
+        txs: Vec<Transaction>,
+        fees: Amount,
+        now: u64,
+        extra_data: Vec<u8>,
+    ) -> Block {
+        let tip = self.tip().hash;
+        self.block_template_on(&tip, pay_to, txs, fees, now, extra_data)
+            .expect("the tip is indexed")
+    }
+
+    /// A block template on any known `parent` (tests and fork scenarios build side chains).
+    pub fn block_template_on(
+        &self,
+        parent: &BlockHash,
+        pay_to: PubkeyHash,
+        txs: Vec<Transaction>,
+        fees: Amount,
+        now: u64,
+        extra_data: Vec<u8>,
+    ) -> Option<Block> {
+        let tip = self.entries.get(parent)?;
+        let height = tip.height + 1;
+        let reward = self
+            .params
+            .subsidy(height)
+            .checked_add(fees)
+            .expect("fees of valid transactions are bounded by the money supply");
+        let coinbase = Transaction {
+            version: crate::validation::TX_VERSION,
+            inputs: vec![],
+            outputs: vec![TxOut {
+                amount: reward,
+                address: pay_to,
+            }],
+            lock_height: height,
+            data: extra_data,
+        };
+        let mut all = Vec::with_capacity(txs.len() + 1);
+        all.push(coinbase);
+        all.extend(txs);
+        let wtxids: Vec<_> = all.iter().map(Transaction::wtxid).collect();
+        let min_time = self.min_next_time(&tip.hash)?;
+        let header = BlockHeader {
+            version: 1,
+            prev_blockhash: tip.hash,
+            merkle_root: merkle_root(&wtxids),
+            time: min_time.max(u32::try_from(now).unwrap_or(u32::MAX)),
+            bits: self.next_bits(&tip.hash)?,
+            nonce: 0,
+        };
+        Some(Block { header, txs: all })
+    }
+
+    // ----- imports -------------------------------------------------------------------
+
+    /// Accepts a header (headers-first sync): checks proof of work and its context, and
+    /// adds it to the tree without a body.
+    pub fn accept_header(
+        &mut self,
+        header: &BlockHeader,
+        now: u64,
+    ) -> Result<HeaderOutcome, ChainError> {
+        let hash = header.block_hash();
+        if let Some(entry) = self.entries.get(&hash) {
+            return Ok(if entry.validity.is_invalid() {
+                HeaderOutcome::Invalid(BlockError::KnownInvalid(hash))
+            } else {
+                HeaderOutcome::AlreadyHave
+            });
+        }
+        match self.check_new_header(&hash, header, now) {
+            Err(e) => Ok(HeaderOutcome::Invalid(e)),
+            Ok(entry) => {
+                self.store.write(StoreBatch {
+                    index: vec![entry.clone()],
+                    ..Default::default()
+                })?;
+                self.insert_entry(entry);
+                Ok(HeaderOutcome::New)
+            }
+        }
+    }
+
+    /// Accepts a block: validates it, stores it, and moves the active chain to the best
+    /// tip. Consensus verdicts are in the report; `Err` only for store failures.
+    pub fn accept_block(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
+        let old_tip = self.tip().hash;
+        let hash = block.block_hash();
+        let mut invalidated = Vec::new();
+        let outcome = self.import_block(hash, block, now, &mut invalidated);
+        let result = outcome.and_then(|outcome| {
+            self.activate_best_chain(&mut invalidated)?;
+            Ok(outcome)
+        });
+        self.fresh_bodies.clear();
+        let mut outcome = result?;
+        if let Some(pos) = invalidated.iter().position(|(h, _)| *h == hash) {
+            outcome = ImportOutcome::Invalid(invalidated.remove(pos).1);
+        } else if outcome == ImportOutcome::SideChain {
+            if let Some(entry) = self.entries.get(&hash) {
+                if let Validity::InvalidAncestor(bad) = entry.validity {
+                    outcome = ImportOutcome::Invalid(BlockError::InvalidAncestor(bad));
+                } else if self.is_active(&hash) {
+                    outcome = ImportOutcome::Active;
+                }
+            }
+        }
+        let tip_changed = self.tip_change_since(&old_tip)?;
+        Ok(ImportReport {
+            outcome,
+            tip_changed,
+            invalidated,
+        })
+    }
+
+    /// Stores `block` and any orphans it releases; does not activate.
+    fn import_block(
+        &mut self,
+        hash: BlockHash,
+        block: Block,
+        now: u64,
+        invalidated: &mut Vec<(BlockHash, BlockError)>,
+    ) -> Result<ImportOutcome, ChainError> {
+        if let Some(entry) = self.entries.get(&hash) {
+            if entry.validity.is_invalid() {
+                return Ok(ImportOutcome::Invalid(BlockError::KnownInvalid(hash)));
+            }
+            if entry.has_data {
+                return Ok(ImportOutcome::AlreadyHave);
+            }
+        }
+        if self.orphans.contains(&hash) {
+            return Ok(ImportOutcome::AlreadyHave);
+        }
+        let checked = match check_block(block, &self.params) {
+            Ok(checked) => checked,
+            Err(e) => {
+                if e.is_permanent() && self.entries.contains_key(&hash) {
+                    self.mark_invalid(&hash, &e)?;
+                }
+                return Ok(ImportOutcome::Invalid(e));
+            }
+        };
+        let prev = checked.block().header.prev_blockhash;
+        if !self.entries.contains_key(&hash) && !self.entries.contains_key(&prev) {
+            let size = checked.block().encoded_size();
+            self.orphans.insert(checked, size);
+            return Ok(ImportOutcome::Orphan);
+        }
+        if let Err(e) = self.store_block(checked, now)? {
+            return Ok(ImportOutcome::Invalid(e));
+        }
+        let mut released = vec![hash];
+        while let Some(parent) = released.pop() {
+            for child in self.orphans.take_children(&parent) {
+                let child_hash = child.hash();
+                match self.store_block(child, now)? {
+                    Ok(()) => released.push(child_hash),
+                    Err(e) => invalidated.push((child_hash, e)),
+                }
+            }
+        }
+        Ok(ImportOutcome::SideChain)
+    }
+
+    /// Header context checks for a header not yet in the tree; returns its new entry.
+    fn check_new_header(
+        &self,
+        hash: &BlockHash,
+        header: &BlockHeader,
+        now: u64,
+    ) -> Result<BlockEntry, BlockError> {
+        let target = check_proof_of_work(hash, header.bits, &self.params)?;
+        let parent = self
+            .entries
+            .get(&header.prev_blockhash)
+            .ok_or(BlockError::UnknownParent(header.prev_blockhash))?;
+        if parent.validity.is_invalid() {
+            return Err(BlockError::InvalidAncestor(parent.hash));
+        }
+        let height = parent.height + 1;
+        let expected = next_bits(
+            &self.params,
+            height,
+            parent.header.bits,
+            self.header_at_fn(&parent.hash),
+        );
+        if header.bits != expected {
+            return Err(BlockError::WrongBits {
+                expected: expected.0,
+                got: header.bits.0,
+            });
+        }
+        let median = self.median_time_past(&parent.hash);
+        if header.time <= median {
+            return Err(BlockError::TimeTooOld {
+                time: header.time,
+                median,
+            });
+        }
+        let max = now.saturating_add(u64::from(self.params.max_future_block_time_secs));
+        if u64::from(header.time) > max {
+            return Err(BlockError::TimeTooNew {
+                time: header.time,
+                max,
+            });
+        }
+        check_timewarp(
+            &self.params,
+            height,
+            header.time,
+            self.header_at_fn(&parent.hash),
+        )?;
+        Ok(BlockEntry {
+            hash: *hash,
+            header: *header,
+            height,
+            chainwork: parent.chainwork.saturating_add(target.work()),
+            has_data: false,
+            validity: Validity::HeaderValid,
+            seq: 0,
+        })
+    }
+
+    /// Stores a checked block's body and index entry; makes it (and descendants waiting for
+    /// it) fork-choice candidates when their whole chain is available.
+    fn store_block(
+        &mut self,
+        checked: CheckedBlock,
+        now: u64,
+    ) -> Result<Result<(), BlockError>, ChainError> {
+        let hash = checked.hash();
+        let header = checked.block().header;
+        let mut entry = match self.entries.get(&hash) {
+            Some(entry) => entry.clone(),
+            None => match self.check_new_header(&hash, &header, now) {
+                Ok(entry) => entry,
+                Err(e) => return Ok(Err(e)),
+            },
+        };
+        let parent = self.entries.get(&header.prev_blockhash).cloned();
+        if let Some(parent) = &parent {
+            if parent.validity.is_invalid() {
+                let bad = match parent.validity {
+                    Validity::InvalidAncestor(root) => root,
+                    _ => parent.hash,
+                };
+                entry.validity = Validity::InvalidAncestor(bad);
+                self.store.write(StoreBatch {
+                    index: vec![entry.clone()],
+                    ..Default::default()
+                })?;
+                self.insert_entry(entry);
+                return Ok(Err(BlockError::InvalidAncestor(bad)));
+            }
+        }
+        entry.has_data = true;
+        let parent_available = parent.is_some_and(|p| p.seq > 0);
+        if parent_available {
+            entry.seq = self.take_seq();
+        }
+        let txids = checked.txids().to_vec();
+        let body = checked.into_block();
+        self.store.write(StoreBatch {
+            index: vec![entry.clone()],
+            blocks: vec![(hash, &body)],
+            ..Default::default()
+        })?;
+        if parent_available {
+            self.fork_choice.insert(&entry);
+        }
+        self.insert_entry(entry);
+        self.fresh_bodies.insert(hash, (body, txids));
+        if parent_available {
+            self.release_descendants(&hash)?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Blocks stored before their ancestors' bodies (headers-first) become candidates once
+    /// the gap closes.
+    fn release_descendants(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+        let mut updated = Vec::new();
+        let mut stack: Vec<BlockHash> = self.children.get(hash).cloned().unwrap_or_default();
+        while let Some(child) = stack.pop() {
+            let seq = self.next_seq;
+            let Some(entry) = self.entries.get_mut(&child) else {
+                continue;
+            };
+            if !entry.has_data || entry.seq != 0 {
+                continue;
+            }
+            entry.seq = seq;
+            self.next_seq += 1;
+            if !entry.validity.is_invalid() {
+                self.fork_choice.insert(entry);
+            }
+            updated.push(entry.clone());
+            stack.extend(self.children.get(&child).into_iter().flatten().copied());
+        }
+        if !updated.is_empty() {
+            self.store.write(StoreBatch {
+                index: updated,
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+
+    // ----- fork choice and reorgs ----------------------------------------------------
+
+    /// Moves the active chain to the best candidate tip, disconnecting to the fork point
+    /// and connecting forward. A block that fails to connect is marked invalid (with its
+    /// descendants) and the next best candidate is tried, so the loop ends on the best
+    /// valid chain — possibly the one it started from.
+    fn activate_best_chain(
+        &mut self,
+        invalidated: &mut Vec<(BlockHash, BlockError)>,
+    ) -> Result<(), ChainError> {
+        while let Some(best) = self.fork_choice.best_tip() {
+            if best == self.tip().hash {
+                break;
+            }
+            let fork = self.find_fork(&best);
+            while self.tip().hash != fork {
+                self.disconnect_tip()?;
+            }
+            for hash in self.path_from(&fork, &best) {
+                if let Err(e) = self.connect_block(&hash)? {
+                    self.mark_invalid(&hash, &e)?;
+                    invalidated.push((hash, e));
+                    break;
+                }
+            }
+            let tip = self.tip().clone();
+            self.fork_choice.prune_below(&tip);
+        }
+        Ok(())
+    }
+
+    /// The last block of the active chain on the way from `hash` to genesis.
+    fn find_fork(&self, hash: &BlockHash) -> BlockHash {
+        let mut cur = *hash;
+        while !self.is_active(&cur) {
+            match self.entries.get(&cur) {
+                Some(entry) if entry.height > 0 => cur = entry.header.prev_blockhash,
+                _ => return self.active[0],
+            }
+        }
+        cur
+    }
+
+    /// Hashes from just after `ancestor` up to `tip`, oldest first.
+    fn path_from(&self, ancestor: &BlockHash, tip: &BlockHash) -> Vec<BlockHash> {
+        let mut path = Vec::new();
+        let mut cur = *tip;
+        while cur != *ancestor {
+            path.push(cur);
+            cur = self.entries[&cur].header.prev_blockhash;
+        }
+        path.reverse();
+        path
+    }
+
+    /// Connects the child of the active tip: checks every contextual rule and writes the
+    /// UTXO changes, undo data and new tip in one batch.
+    fn connect_block(&mut self, hash: &BlockHash) -> Result<Result<(), BlockError>, ChainError> {
+        let entry = self.entries[hash].clone();
+        debug_assert_eq!(entry.header.prev_blockhash, self.tip().hash);
+        let (block, txids) = match self.fresh_bodies.remove(hash) {
+            Some(fresh) => fresh,
+            None => {
+                let block = self
+                    .store
+                    .block(hash)?
+                    .ok_or_else(|| ChainError::Corrupt(format!("body of block {hash} missing")))?;
+                let txids = block.txs.iter().map(Transaction::txid).collect();
+                (block, txids)
+            }
+        };
+        let height = entry.height;
+        let params = &self.params;
+        let coinbase = &block.txs[0];
+        if coinbase.lock_height != height {
+            return Ok(Err(BlockError::BadCoinbaseHeight {
+                expected: height,
+                got: coinbase.lock_height,
+            }));
+        }
+        let mut created: HashMap<OutPoint, Coin> = HashMap::new();
+        let mut spent_from_store: Vec<(OutPoint, Coin)> = Vec::new();
+        let mut spent_coins: Vec<Coin> = Vec::new();
+        let mut fees = Amount::ZERO;
+        for (index, (tx, txid)) in block.txs.iter().zip(&txids).enumerate() {
+            let tx_err = |error| BlockError::Tx {
+                index,
+                txid: *txid,
+                error,
+            };
+            if index > 0 {
+                spent_coins.clear();
+                for input in &tx.inputs {
+                    let coin = if let Some(coin) = created.remove(&input.prevout) {
+                        coin
+                    } else if let Some(coin) = self.store.coin(&input.prevout)? {
+                        spent_from_store.push((input.prevout, coin));
+                        coin
+                    } else {
+                        return Ok(Err(tx_err(crate::validation::TxError::MissingOrSpent(
+                            input.prevout,
+                        ))));
+                    };
+                    spent_coins.push(coin);
+                }
+                let fee = match check_tx_inputs(tx, &spent_coins, height, params) {
+                    Ok(fee) => fee,
+                    Err(e) => return Ok(Err(tx_err(e))),
+                };
+                if let Err(e) = verify_tx_signatures(tx, &spent_coins, params) {
+                    return Ok(Err(tx_err(e)));
+                }
+                fees = match fees.checked_add(fee) {
+                    Some(f) => f,
+                    None => return Ok(Err(BlockError::FeeOverflow)),
+                };
+            }
+            for (vout, output) in tx.outputs.iter().enumerate() {
+                let coin = Coin {
+                    output: *output,
+                    height,
+                    is_coinbase: index == 0,
+                };
+                created.insert(
+                    OutPoint {
+                        txid: *txid,
+                        vout: vout as u32,
+                    },
+                    coin,
+                );
+            }
+        }
+        let paid = Amount::checked_sum(coinbase.outputs.iter().map(|o| o.amount))
+            .expect("output sums were checked context-free");
+        let allowed = match params.subsidy(height).checked_add(fees) {
+            Some(a) => a,
+            None => return Ok(Err(BlockError::FeeOverflow)),
+        };
+        if paid > allowed {
+            return Ok(Err(BlockError::CoinbaseTooLarge { paid, allowed }));
+        }
+
+        let mut connected = entry;
+        connected.validity = Validity::Valid;
+        let coins_spent = spent_from_store.iter().map(|(o, _)| *o).collect();
+        self.store.write(StoreBatch {
+            index: vec![connected.clone()],
+            coins_added: created.into_iter().collect(),
+            coins_spent,
+            undo_put: vec![(
+                *hash,
+                BlockUndo {
+                    spent: spent_from_store,
+                },
+            )],
+            tip: Some(*hash),
+            ..Default::default()
+        })?;
+        self.entries.insert(*hash, connected);
+        self.active.push(*hash);
+        Ok(Ok(()))
+    }
+
+    /// Disconnects the active tip using its undo data, in one batch.
+    fn disconnect_tip(&mut self) -> Result<(), ChainError> {
+        let tip = self.tip().clone();
+        if tip.height == 0 {
+            return Err(ChainError::Genesis);
+        }
+        let block = self.store.block(&tip.hash)?.ok_or_else(|| {
+            ChainError::Corrupt(format!("body of active block {} missing", tip.hash))
+        })?;
+        let undo = self.store.undo(&tip.hash)?.ok_or_else(|| {
+            ChainError::Corrupt(format!("undo data of active block {} missing", tip.hash))
+        })?;
+        let mut coins_spent = Vec::new();
+        for tx in &block.txs {
+            let txid = tx.txid();
+            coins_spent.extend((0..tx.outputs.len() as u32).map(|vout| OutPoint { txid, vout }));
+        }
+        self.store.write(StoreBatch {
+            coins_spent,
+            coins_added: undo.spent,
+            undo_delete: vec![tip.hash],
+            tip: Some(tip.header.prev_blockhash),
+            ..Default::default()
+        })?;
+        self.active.pop();
+        Ok(())
+    }
+
+    /// Net change of the active chain from `old_tip` to the current tip.
+    fn tip_change_since(&self, old_tip: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
+        let new_tip = self.tip().hash;
+        if *old_tip == new_tip {
+            return Ok(None);
+        }
+        let fork = self.find_fork(old_tip);
+        let fork_height = self.entries[&fork].height;
+        let mut reverted = Vec::new();
+        let mut cur = *old_tip;
+        while cur != fork {
+            reverted.push(cur);
+            cur = self.entries[&cur].header.prev_blockhash;
+        }
+        let connected = self.active[fork_height as usize + 1..].to_vec();
+        let mut returned_txs = Vec::new();
+        for hash in reverted.iter().rev() {
+            let block = self.store.block(hash)?.ok_or_else(|| {
+                ChainError::Corrupt(format!("body of reverted block {hash} missing"))
+            })?;
+            returned_txs.extend(block.txs.into_iter().skip(1));
+        }
+        Ok(Some(TipChanged {
+            reverted,
+            connected,
+            returned_txs,
+        }))
+    }
+
+    // ----- invalid blocks ------------------------------------------------------------
+
+    /// Marks `hash` invalid and every descendant invalid-by-ancestry, persisting them.
+    fn mark_invalid(&mut self, hash: &BlockHash, error: &BlockError) -> Result<(), ChainError> {
+        let reason = format!("{}: {}", error.reject_reason(), error);
+        self.set_invalid(hash, reason)
+    }
+
+    fn set_invalid(&mut self, hash: &BlockHash, reason: String) -> Result<(), ChainError> {
+        let mut updated = Vec::new();
+        if let Some(entry) = self.entries.get_mut(hash) {
+            self.fork_choice.remove(entry);
+            entry.validity = Validity::Invalid { reason };
+            updated.push(entry.clone());
+        }
+        for desc in self.descendants(hash) {
+            if let Some(entry) = self.entries.get_mut(&desc) {
+                self.fork_choice.remove(entry);
+                entry.validity = Validity::InvalidAncestor(*hash);
+                updated.push(entry.clone());
+            }
+        }
+        self.store.write(StoreBatch {
+            index: updated,
+            ..Default::default()
+        })?;
+        Ok(())
+    }
+
+    fn descendants(&self, hash: &BlockHash) -> Vec<BlockHash> {
+        let mut out = Vec::new();
+        let mut stack: Vec<BlockHash> = self.children.get(hash).cloned().unwrap_or_default();
+        while let Some(h) = stack.pop() {
+            out.push(h);
+            stack.extend(self.children.get(&h).into_iter().flatten().copied());
+        }
+        out
+    }
+
+    /// `invalidateblock`: treats `hash` as invalid, disconnecting it if active, and moves
+    /// to the best remaining chain.
+    pub fn invalidate_block(&mut self, hash: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
+        let entry = self
+            .entries
+            .get(hash)
+            .ok_or(ChainError::UnknownBlock(*hash))?;
+        if entry.height == 0 {
+            return Err(ChainError::Genesis);
+        }
+        let old_tip = self.tip().hash;
+        while self.is_active(hash) {
+            self.disconnect_tip()?;
+        }
+        self.set_invalid(hash, "invalidated by invalidateblock".into())?;
+        self.rebuild_candidates();
+        self.activate_best_chain(&mut Vec::new())?;
+        self.tip_change_since(&old_tip)
+    }
+
+    /// `reconsiderblock`: clears invalidity from `hash`, its ancestors and descendants, and
+    /// moves to the best chain.
+    pub fn reconsider_block(&mut self, hash: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
+        let entry = self
+            .entries
+            .get(hash)
+            .ok_or(ChainError::UnknownBlock(*hash))?;
+        let old_tip = self.tip().hash;
+        let mut affected = self.descendants(hash);
+        affected.push(*hash);
+        let mut cur = entry.header.prev_blockhash;
+        while let Some(ancestor) = self.entries.get(&cur) {
+            affected.push(cur);
+            if ancestor.height == 0 {
+                break;
+            }
+            cur = ancestor.header.prev_blockhash;
+        }
+        let mut updated = Vec::new();
+        for h in affected {
+            if let Some(entry) = self.entries.get_mut(&h) {
+                if entry.validity.is_invalid() {
+                    entry.validity = Validity::HeaderValid;
+                    updated.push(entry.clone());
+                }
+            }
+        }
+        self.store.write(StoreBatch {
+            index: updated,
+            ..Default::default()
+        })?;
+        self.rebuild_candidates();
+        let mut invalidated = Vec::new();
+        self.activate_best_chain(&mut invalidated)?;
+        self.tip_change_since(&old_tip)
+    }
+
+    fn rebuild_candidates(&mut self) {
+        self.fork_choice.clear();
+        for entry in self.entries.values() {
+            if entry.seq > 0 && !entry.validity.is_invalid() {
+                self.fork_choice.insert(entry);
+            }
+        }
+    }
+
+    fn insert_entry(&mut self, entry: BlockEntry) {
+        if entry.height > 0 && !self.entries.contains_key(&entry.hash) {
+            self.children
+                .entry(entry.header.prev_blockhash)
+                .or_default()
+                .push(entry.hash);
+        }
+        self.entries.insert(entry.hash, entry);
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+}

@@ -1,0 +1,512 @@
+//! Consensus validation rules, as typed errors that name the rule broken.
+//!
+//! - [`check_transaction`]: context-free transaction rules.
+//! - [`check_block`]: context-free block rules; success yields a [`CheckedBlock`].
+//! - [`check_tx_inputs`] and [`verify_tx_signatures`]: rules that need the spent coins;
+//!   shared by block connection and the mempool so both enforce exactly the same thing.
+//!
+//! Header rules that need the chain (difficulty, time) live in [`crate::chain`].
+
+use crate::amount::Amount;
+use crate::block::Block;
+use crate::hash::{BlockHash, MerkleRoot, Txid};
+use crate::keys::{PubkeyHash, SignatureError, verify_signature};
+use crate::merkle::merkle_root;
+use crate::params::ChainParams;
+use crate::pow::{PowError, Target};
+use crate::store::Coin;
+use crate::tx::{MAX_TX_DATA, OutPoint, SighashCache, Transaction};
+use std::collections::HashSet;
+
+/// The only transaction version this release accepts.
+pub const TX_VERSION: u32 = 1;
+
+/// A transaction rule broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Unknown version.
+    #[error("unsupported transaction version {0}")]
+    Version(u32),
+    /// No outputs.
+    #[error("transaction has no outputs")]
+    NoOutputs,
+    /// Zero-value output.
+    #[error("output {0} has zero value")]
+    ZeroOutput(usize),
+    /// Output above the total supply (CVE-2010-5139).
+    #[error("output {index} of {amount} exceeds the maximum money supply")]
+    OutputTooLarge {
+        /// Output index.
+        index: usize,
+        /// Its amount.
+        amount: Amount,
+    },
+    /// Sum of outputs overflows or exceeds the supply (CVE-2010-5139).
+    #[error("sum of outputs overflows or exceeds the maximum money supply")]
+    OutputTotalTooLarge,
+    /// The same outpoint spent twice in one transaction (CVE-2018-17144).
+    #[error("input {0} is spent twice in the same transaction")]
+    DuplicateInput(OutPoint),
+    /// Too many free bytes.
+    #[error("data field of {0} bytes exceeds {MAX_TX_DATA}")]
+    DataTooLong(usize),
+    /// Larger than a block can hold.
+    #[error("transaction of {size} bytes exceeds the block size limit {max}")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A coinbase where only ordinary transactions belong (mempool, or not first in a block).
+    #[error("coinbase transaction outside the first position of a block")]
+    UnexpectedCoinbase,
+    /// Spends a coin that does not exist or is already spent.
+    #[error("input {0} is missing or already spent")]
+    MissingOrSpent(OutPoint),
+    /// Spends a coinbase output before it matured.
+    #[error(
+        "input {outpoint} spends a coinbase of height {coin_height} before maturity ({confirmations} of {maturity} confirmations)"
+    )]
+    PrematureCoinbaseSpend {
+        /// The coin.
+        outpoint: OutPoint,
+        /// Its height.
+        coin_height: u32,
+        /// Confirmations it would have.
+        confirmations: u32,
+        /// Required.
+        maturity: u32,
+    },
+    /// Inputs overflow.
+    #[error("sum of inputs overflows")]
+    InputTotalOverflow,
+    /// Spends more than it has.
+    #[error("inputs {inputs} are below outputs {outputs}")]
+    InputsBelowOutputs {
+        /// Sum of inputs.
+        inputs: Amount,
+        /// Sum of outputs.
+        outputs: Amount,
+    },
+    /// Not yet minable.
+    #[error("lock height {lock_height} not reached at height {height}")]
+    NonFinal {
+        /// The tx's lock height.
+        lock_height: u32,
+        /// The height it would be mined at.
+        height: u32,
+    },
+    /// The public key does not hash to the spent output's address.
+    #[error("input {index}: public key does not match the spent output's address")]
+    WrongKey {
+        /// Input index.
+        index: usize,
+    },
+    /// The signature does not verify.
+    #[error("input {index}: {error}")]
+    BadSignature {
+        /// Input index.
+        index: usize,
+        /// Why.
+        error: SignatureError,
+    },
+}
+
+impl TxError {
+    /// The reject reason users search for (Bitcoin Core's spelling where one exists).
+    pub fn reject_reason(&self) -> &'static str {
+        match self {
+            TxError::Version(_) => "version",
+            TxError::NoOutputs => "bad-txns-vout-empty",
+            TxError::ZeroOutput(_) => "bad-txns-vout-zero",
+            TxError::OutputTooLarge { .. } => "bad-txns-vout-toolarge",
+            TxError::OutputTotalTooLarge => "bad-txns-txouttotal-toolarge",
+            TxError::DuplicateInput(_) => "bad-txns-inputs-duplicate",
+            TxError::DataTooLong(_) => "bad-txns-data-toolong",
+            TxError::TooLarge { .. } => "bad-txns-oversize",
+            TxError::UnexpectedCoinbase => "coinbase",
+            TxError::MissingOrSpent(_) => "bad-txns-inputs-missingorspent",
+            TxError::PrematureCoinbaseSpend { .. } => "bad-txns-premature-spend-of-coinbase",
+            TxError::InputTotalOverflow => "bad-txns-inputvalues-outofrange",
+            TxError::InputsBelowOutputs { .. } => "bad-txns-in-belowout",
+            TxError::NonFinal { .. } => "bad-txns-nonfinal",
+            TxError::WrongKey { .. } | TxError::BadSignature { .. } => {
+                "mandatory-script-verify-flag-failed"
+            }
+        }
+    }
+}
+
+/// A block rule broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// Encoded block too large.
+    #[error("block of {size} bytes exceeds {max}")]
+    TooLarge {
+        /// Size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// No transactions at all.
+    #[error("block has no transactions")]
+    NoTransactions,
+    /// `bits` is not a valid target.
+    #[error("invalid bits: {0}")]
+    BadBits(PowError),
+    /// Target easier than the network allows.
+    #[error("target above the proof-of-work limit")]
+    TargetAboveLimit,
+    /// The hash does not meet the target.
+    #[error("block hash {0} does not meet its target")]
+    HighHash(BlockHash),
+    /// Transactions do not hash to the header's merkle root.
+    #[error("merkle root mismatch: header {header}, transactions {computed}")]
+    BadMerkleRoot {
+        /// In the header.
+        header: MerkleRoot,
+        /// Computed.
+        computed: MerkleRoot,
+    },
+    /// The first transaction is not a coinbase.
+    #[error("first transaction is not a coinbase")]
+    FirstNotCoinbase,
+    /// More than one coinbase.
+    #[error("transaction {0} is a second coinbase")]
+    MultipleCoinbase(usize),
+    /// Two transactions with the same txid.
+    #[error("duplicate transaction {0}")]
+    DuplicateTx(Txid),
+    /// An outpoint spent twice in the block (CVE-2018-17144).
+    #[error("outpoint {0} spent twice in the block")]
+    DuplicateSpend(OutPoint),
+    /// A transaction broke a rule.
+    #[error("transaction {index} ({txid}): {error}")]
+    Tx {
+        /// Position in the block.
+        index: usize,
+        /// Its txid.
+        txid: Txid,
+        /// The rule.
+        error: TxError,
+    },
+    /// Parent unknown (only reported for headers; blocks become orphans).
+    #[error("previous block {0} not found")]
+    UnknownParent(BlockHash),
+    /// Descends from a block known to be invalid.
+    #[error("descends from invalid block {0}")]
+    InvalidAncestor(BlockHash),
+    /// The block itself is already known to be invalid.
+    #[error("block {0} is already known to be invalid")]
+    KnownInvalid(BlockHash),
+    /// Wrong difficulty.
+    #[error("bits {got:#010x} differ from the required {expected:#010x}")]
+    WrongBits {
+        /// Required.
+        expected: u32,
+        /// In the header.
+        got: u32,
+    },
+    /// Not after the median time past.
+    #[error("time {time} is not after the median time past {median}")]
+    TimeTooOld {
+        /// Header time.
+        time: u32,
+        /// Median of the last 11.
+        median: u32,
+    },
+    /// Too far in the future for this node's clock.
+    #[error("time {time} is more than the allowed drift ahead of now ({max})")]
+    TimeTooNew {
+        /// Header time.
+        time: u32,
+        /// Latest allowed.
+        max: u64,
+    },
+    /// BIP54: a retarget-window boundary timestamp moved too far back.
+    #[error("timewarp: time {time} below the bound {min} at a retarget boundary")]
+    Timewarp {
+        /// Header time.
+        time: u32,
+        /// Lowest allowed.
+        min: u32,
+    },
+    /// BIP34: coinbase does not carry the block height.
+    #[error("coinbase lock height {got} is not the block height {expected}")]
+    BadCoinbaseHeight {
+        /// Block height.
+        expected: u32,
+        /// In the coinbase.
+        got: u32,
+    },
+    /// Coinbase pays more than subsidy plus fees.
+    #[error("coinbase pays {paid}, more than subsidy plus fees {allowed}")]
+    CoinbaseTooLarge {
+        /// Paid.
+        paid: Amount,
+        /// Allowed.
+        allowed: Amount,
+    },
+    /// Fees overflow.
+    #[error("sum of fees overflows")]
+    FeeOverflow,
+}
+
+impl BlockError {
+    /// The reject reason users search for.
+    pub fn reject_reason(&self) -> &'static str {
+        match self {
+            BlockError::TooLarge { .. } | BlockError::NoTransactions => "bad-blk-length",
+            BlockError::BadBits(_)
+            | BlockError::TargetAboveLimit
+            | BlockError::WrongBits { .. } => "bad-diffbits",
+            BlockError::HighHash(_) => "high-hash",
+            BlockError::BadMerkleRoot { .. } => "bad-txnmrklroot",
+            BlockError::FirstNotCoinbase => "bad-cb-missing",
+            BlockError::MultipleCoinbase(_) => "bad-cb-multiple",
+            BlockError::DuplicateTx(_) => "bad-txns-duplicate",
+            BlockError::DuplicateSpend(_) => "bad-txns-inputs-duplicate",
+            BlockError::Tx { error, .. } => error.reject_reason(),
+            BlockError::UnknownParent(_) => "prev-blk-not-found",
+            BlockError::InvalidAncestor(_) => "bad-prevblk",
+            BlockError::KnownInvalid(_) => "duplicate-invalid",
+            BlockError::TimeTooOld { .. } => "time-too-old",
+            BlockError::TimeTooNew { .. } => "time-too-new",
+            BlockError::Timewarp { .. } => "time-timewarp-attack",
+            BlockError::BadCoinbaseHeight { .. } => "bad-cb-height",
+            BlockError::CoinbaseTooLarge { .. } => "bad-cb-amount",
+            BlockError::FeeOverflow => "bad-txns-accumulated-fee-outofrange",
+        }
+    }
+
+    /// Whether the header's hash itself is proven invalid by this error, so that the block
+    /// may be marked invalid forever. A body that does not match its header (merkle mismatch)
+    /// says nothing about the header: the real body may still come. A time too far ahead may
+    /// become valid later. An unknown parent is not a verdict at all.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(
+            self,
+            BlockError::BadMerkleRoot { .. }
+                | BlockError::TimeTooNew { .. }
+                | BlockError::UnknownParent(_)
+                | BlockError::HighHash(_)
+                | BlockError::BadBits(_)
+                | BlockError::TargetAboveLimit
+        )
+    }
+
+    /// Whether a peer that sent this block must be dishonest or broken (as opposed to merely
+    /// being on another chain or having another clock). Used to score peers.
+    pub fn is_misbehavior(&self) -> bool {
+        !matches!(
+            self,
+            BlockError::TimeTooNew { .. } | BlockError::UnknownParent(_)
+        )
+    }
+}
+
+/// Context-free transaction rules (shared by blocks and the mempool).
+pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<(), TxError> {
+    if tx.version != TX_VERSION {
+        return Err(TxError::Version(tx.version));
+    }
+    if tx.outputs.is_empty() {
+        return Err(TxError::NoOutputs);
+    }
+    if tx.data.len() > MAX_TX_DATA {
+        return Err(TxError::DataTooLong(tx.data.len()));
+    }
+    let mut total = Amount::ZERO;
+    for (index, output) in tx.outputs.iter().enumerate() {
+        if output.amount == Amount::ZERO {
+            return Err(TxError::ZeroOutput(index));
+        }
+        if output.amount > params.max_money {
+            return Err(TxError::OutputTooLarge {
+                index,
+                amount: output.amount,
+            });
+        }
+        total = total
+            .checked_add(output.amount)
+            .ok_or(TxError::OutputTotalTooLarge)?;
+        if total > params.max_money {
+            return Err(TxError::OutputTotalTooLarge);
+        }
+    }
+    if tx.inputs.len() > 1 {
+        let mut seen = HashSet::with_capacity(tx.inputs.len());
+        for input in &tx.inputs {
+            if !seen.insert(input.prevout) {
+                return Err(TxError::DuplicateInput(input.prevout));
+            }
+        }
+    }
+    let size = tx.encoded_size();
+    if size > params.max_block_size {
+        return Err(TxError::TooLarge {
+            size,
+            max: params.max_block_size,
+        });
+    }
+    Ok(())
+}
+
+/// A block that passed every context-free rule, with the hashes computed on the way.
+#[derive(Debug, Clone)]
+pub struct CheckedBlock {
+    block: Block,
+    hash: BlockHash,
+    txids: Vec<Txid>,
+}
+
+impl CheckedBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+    /// Its header hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+    /// Txids in block order.
+    pub fn txids(&self) -> &[Txid] {
+        &self.txids
+    }
+    /// Gives the block back.
+    pub fn into_block(self) -> Block {
+        self.block
+    }
+}
+
+/// Checks the header's proof of work against its own `bits` and the network's limit.
+pub fn check_proof_of_work(
+    hash: &BlockHash,
+    bits: crate::pow::CompactTarget,
+    params: &ChainParams,
+) -> Result<Target, BlockError> {
+    let target = Target::from_compact(bits).map_err(BlockError::BadBits)?;
+    if target > params.pow_limit {
+        return Err(BlockError::TargetAboveLimit);
+    }
+    if !target.is_met_by(hash) {
+        return Err(BlockError::HighHash(*hash));
+    }
+    Ok(target)
+}
+
+/// Context-free block rules: proof of work, merkle root, size, coinbase placement,
+/// duplicate transactions and duplicate spends, and every transaction's own rules.
+pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, BlockError> {
+    let hash = block.block_hash();
+    check_proof_of_work(&hash, block.header.bits, params)?;
+    if block.txs.is_empty() {
+        return Err(BlockError::NoTransactions);
+    }
+    let mut txids = Vec::with_capacity(block.txs.len());
+    let mut wtxids = Vec::with_capacity(block.txs.len());
+    for tx in &block.txs {
+        let (txid, wtxid) = tx.ids();
+        txids.push(txid);
+        wtxids.push(wtxid);
+    }
+    let computed = merkle_root(&wtxids);
+    if computed != block.header.merkle_root {
+        return Err(BlockError::BadMerkleRoot {
+            header: block.header.merkle_root,
+            computed,
+        });
+    }
+    let size = block.encoded_size();
+    if size > params.max_block_size {
+        return Err(BlockError::TooLarge {
+            size,
+            max: params.max_block_size,
+        });
+    }
+    if !block.txs[0].is_coinbase() {
+        return Err(BlockError::FirstNotCoinbase);
+    }
+    let mut seen_txids = HashSet::with_capacity(txids.len());
+    let mut spent = HashSet::new();
+    for (index, (tx, txid)) in block.txs.iter().zip(&txids).enumerate() {
+        if index > 0 && tx.is_coinbase() {
+            return Err(BlockError::MultipleCoinbase(index));
+        }
+        if !seen_txids.insert(*txid) {
+            return Err(BlockError::DuplicateTx(*txid));
+        }
+        check_transaction(tx, params).map_err(|error| BlockError::Tx {
+            index,
+            txid: *txid,
+            error,
+        })?;
+        for input in &tx.inputs {
+            if !spent.insert(input.prevout) {
+                return Err(BlockError::DuplicateSpend(input.prevout));
+            }
+        }
+    }
+    Ok(CheckedBlock { block, hash, txids })
+}
+
+/// Rules that need the coins a transaction spends (`spent[i]` for input `i`), at the height
+/// it would be mined at. Returns the fee. Does not check signatures.
+pub fn check_tx_inputs(
+    tx: &Transaction,
+    spent: &[Coin],
+    height: u32,
+    params: &ChainParams,
+) -> Result<Amount, TxError> {
+    debug_assert_eq!(spent.len(), tx.inputs.len());
+    if tx.lock_height > height {
+        return Err(TxError::NonFinal {
+            lock_height: tx.lock_height,
+            height,
+        });
+    }
+    let mut inputs = Amount::ZERO;
+    for (input, coin) in tx.inputs.iter().zip(spent) {
+        if coin.is_coinbase {
+            let confirmations = height.saturating_sub(coin.height);
+            if confirmations < params.coinbase_maturity {
+                return Err(TxError::PrematureCoinbaseSpend {
+                    outpoint: input.prevout,
+                    coin_height: coin.height,
+                    confirmations,
+                    maturity: params.coinbase_maturity,
+                });
+            }
+        }
+        inputs = inputs
+            .checked_add(coin.output.amount)
+            .ok_or(TxError::InputTotalOverflow)?;
+        if inputs > params.max_money {
+            return Err(TxError::InputTotalOverflow);
+        }
+    }
+    let outputs = Amount::checked_sum(tx.outputs.iter().map(|o| o.amount))
+        .ok_or(TxError::OutputTotalTooLarge)?;
+    inputs
+        .checked_sub(outputs)
+        .ok_or(TxError::InputsBelowOutputs { inputs, outputs })
+}
+
+/// Checks every input's public key against the spent output and its signature.
+pub fn verify_tx_signatures(
+    tx: &Transaction,
+    spent: &[Coin],
+    params: &ChainParams,
+) -> Result<(), TxError> {
+    let amounts: Vec<Amount> = spent.iter().map(|c| c.output.amount).collect();
+    let cache = SighashCache::new(tx, &params.network_magic, &amounts);
+    for (index, (input, coin)) in tx.inputs.iter().zip(spent).enumerate() {
+        if PubkeyHash::of(&input.public_key) != coin.output.address {
+            return Err(TxError::WrongKey { index });
+        }
+        verify_signature(&input.public_key, &cache.sighash(index), &input.signature)
+            .map_err(|error| TxError::BadSignature { index, error })?;
+    }
+    Ok(())
+}
