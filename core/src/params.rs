@@ -351,12 +351,14 @@ impl ChainParams {
     }
 }
 
-/// Sum of all subsidies the halving schedule will pay.
+/// Sum of all subsidies the halving schedule will pay: heights 1 onwards, since the genesis
+/// block (height 0, the first of era 0) pays the premine, not a subsidy.
 fn schedule_total(initial: u64, interval: u32) -> Option<Amount> {
     let mut total: u128 = 0;
     for halving in 0..64 {
         total += (initial >> halving) as u128 * interval as u128;
     }
+    total -= initial as u128;
     u64::try_from(total).ok().map(Amount::from_base)
 }
 

@@ -12,6 +12,9 @@ pub enum MinerError {
     /// A miner needs at least one worker thread.
     #[error("the miner needs at least one thread")]
     NoThreads,
+    /// A search was given no nonces to sweep.
+    #[error("the nonce range to search is empty")]
+    EmptyNonceRange,
     /// The template has no transactions, so no coinbase to carry the extranonce.
     #[error("block template has no transactions: the coinbase must come first")]
     MissingCoinbase,
@@ -19,7 +22,9 @@ pub enum MinerError {
     #[error("the template's first transaction has inputs: it is not a coinbase")]
     FirstTxNotCoinbase,
     /// The coinbase data leaves no room for the extranonce.
-    #[error("coinbase data is {len} bytes; with the {extranonce}-byte extranonce it must fit in {max}")]
+    #[error(
+        "coinbase data is {len} bytes; with the {extranonce}-byte extranonce it must fit in {max}"
+    )]
     CoinbaseDataTooLong {
         /// Length of the template's coinbase data.
         len: usize,

@@ -52,13 +52,19 @@ fn big_sigma1(x: V) -> V {
 #[inline]
 #[target_feature(enable = "avx2")]
 fn small_sigma0(x: V) -> V {
-    xor(xor(ror::<7, 25>(x), ror::<18, 14>(x)), _mm256_srli_epi32::<3>(x))
+    xor(
+        xor(ror::<7, 25>(x), ror::<18, 14>(x)),
+        _mm256_srli_epi32::<3>(x),
+    )
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
 fn small_sigma1(x: V) -> V {
-    xor(xor(ror::<17, 15>(x), ror::<19, 13>(x)), _mm256_srli_epi32::<10>(x))
+    xor(
+        xor(ror::<17, 15>(x), ror::<19, 13>(x)),
+        _mm256_srli_epi32::<10>(x),
+    )
 }
 
 /// `g ^ (e & (f ^ g))`, the same function as `(e & f) | (!e & g)` in three operations.
@@ -83,10 +89,19 @@ pub(super) fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
     const LANES: u64 = 8;
     let end = u64::from(start) + u64::from(count);
     // Steps start at multiples of 8, so lane i's byte-swapped nonce is `swap(base) | i << 24`.
-    let lane_high = _mm256_setr_epi32(0, 1 << 24, 2 << 24, 3 << 24, 4 << 24, 5 << 24, 6 << 24, 7 << 24);
+    let lane_high = _mm256_setr_epi32(
+        0,
+        1 << 24,
+        2 << 24,
+        3 << 24,
+        4 << 24,
+        5 << 24,
+        6 << 24,
+        7 << 24,
+    );
     let byte_swap = _mm256_setr_epi8(
-        3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15,
-        14, 13, 12,
+        3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
+        15, 14, 13, 12,
     );
     let top = splat(job.target_top);
     let mut base = u64::from(start) & !(LANES - 1);
@@ -111,7 +126,15 @@ pub(super) fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
 /// Bit i set when nonce `base + i` lies in `start..end`.
 #[inline]
 fn lane_mask(base: u64, start: u64, end: u64) -> u32 {
-    let low = if start > base { 0xff << (start - base) } else { 0xff };
-    let high = if end < base + 8 { 0xff >> (base + 8 - end) } else { 0xff };
+    let low = if start > base {
+        0xff << (start - base)
+    } else {
+        0xff
+    };
+    let high = if end < base + 8 {
+        0xff >> (base + 8 - end)
+    } else {
+        0xff
+    };
     low & high & 0xff
 }

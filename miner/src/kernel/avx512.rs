@@ -35,25 +35,41 @@ fn xor3(a: V, b: V, c: V) -> V {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn big_sigma0(x: V) -> V {
-    xor3(_mm512_ror_epi32::<2>(x), _mm512_ror_epi32::<13>(x), _mm512_ror_epi32::<22>(x))
+    xor3(
+        _mm512_ror_epi32::<2>(x),
+        _mm512_ror_epi32::<13>(x),
+        _mm512_ror_epi32::<22>(x),
+    )
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn big_sigma1(x: V) -> V {
-    xor3(_mm512_ror_epi32::<6>(x), _mm512_ror_epi32::<11>(x), _mm512_ror_epi32::<25>(x))
+    xor3(
+        _mm512_ror_epi32::<6>(x),
+        _mm512_ror_epi32::<11>(x),
+        _mm512_ror_epi32::<25>(x),
+    )
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn small_sigma0(x: V) -> V {
-    xor3(_mm512_ror_epi32::<7>(x), _mm512_ror_epi32::<18>(x), _mm512_srli_epi32::<3>(x))
+    xor3(
+        _mm512_ror_epi32::<7>(x),
+        _mm512_ror_epi32::<18>(x),
+        _mm512_srli_epi32::<3>(x),
+    )
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn small_sigma1(x: V) -> V {
-    xor3(_mm512_ror_epi32::<17>(x), _mm512_ror_epi32::<19>(x), _mm512_srli_epi32::<10>(x))
+    xor3(
+        _mm512_ror_epi32::<17>(x),
+        _mm512_ror_epi32::<19>(x),
+        _mm512_srli_epi32::<10>(x),
+    )
 }
 
 /// `(e & f) | (!e & g)`: truth table 0xCA over (e, f, g) = (0xF0, 0xCC, 0xAA).
@@ -117,7 +133,15 @@ pub(super) fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
 /// Bit i set when nonce `base + i` lies in `start..end`.
 #[inline]
 fn lane_mask(base: u64, start: u64, end: u64) -> u16 {
-    let low = if start > base { u16::MAX << (start - base) } else { u16::MAX };
-    let high = if end < base + 16 { u16::MAX >> (base + 16 - end) } else { u16::MAX };
+    let low = if start > base {
+        u16::MAX << (start - base)
+    } else {
+        u16::MAX
+    };
+    let high = if end < base + 16 {
+        u16::MAX >> (base + 16 - end)
+    } else {
+        u16::MAX
+    };
     low & high
 }

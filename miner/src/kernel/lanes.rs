@@ -12,7 +12,10 @@
 macro_rules! round {
     ($w:ident, $t:expr, $sched:tt, $a:ident $b:ident $c:ident $d:ident $e:ident $f:ident $g:ident $h:ident) => {
         schedule_word!($w, $t, $sched);
-        let t1 = add(add(add(add($h, splat(K[$t])), $w[$t & 15]), ch($e, $f, $g)), big_sigma1($e));
+        let t1 = add(
+            add(add(add($h, splat(K[$t])), $w[$t & 15]), ch($e, $f, $g)),
+            big_sigma1($e),
+        );
         $d = add($d, t1);
         $h = add(add(t1, big_sigma0($a)), maj($a, $b, $c));
     };

@@ -81,7 +81,12 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, fastest first on the CPUs measured so far (see the crate docs).
-    pub const ALL: [Kernel; 4] = [Kernel::Avx512, Kernel::ShaNi, Kernel::Avx2, Kernel::Portable];
+    pub const ALL: [Kernel; 4] = [
+        Kernel::Avx512,
+        Kernel::ShaNi,
+        Kernel::Avx2,
+        Kernel::Portable,
+    ];
 
     /// The name used on the command line (`--kernel NAME`) and in benchmark reports.
     pub fn name(self) -> &'static str {
@@ -110,12 +115,18 @@ impl Kernel {
 
     /// The kernels this CPU can run, fastest first.
     pub fn available() -> Vec<Kernel> {
-        Kernel::ALL.into_iter().filter(|k| k.is_available()).collect()
+        Kernel::ALL
+            .into_iter()
+            .filter(|k| k.is_available())
+            .collect()
     }
 
     /// The fastest kernel this CPU can run.
     pub fn best() -> Kernel {
-        Kernel::ALL.into_iter().find(|k| k.is_available()).unwrap_or(Kernel::Portable)
+        Kernel::ALL
+            .into_iter()
+            .find(|k| k.is_available())
+            .unwrap_or(Kernel::Portable)
     }
 
     /// Parses a kernel name and checks this CPU can run it.
@@ -140,7 +151,7 @@ impl Kernel {
 
     /// The first nonce in `start..start + count` whose hash is a candidate for `job`'s target
     /// (see the module docs), or `None`. `start + count` must not exceed 2^32.
-    pub(crate) fn scan(self, job: &Job, start: u32, count: u32) -> Option<u32> {
+    pub fn scan(self, job: &Job, start: u32, count: u32) -> Option<u32> {
         debug_assert!(u64::from(start) + u64::from(count) <= 1 << 32);
         if count == 0 {
             return None;
@@ -212,9 +223,11 @@ pub struct Job {
 impl Job {
     /// Prepares `header` (its nonce field is ignored) for sweeping against `target`
     /// (little-endian bytes, as `Target::to_le_bytes`).
-    pub(crate) fn new(header: &[u8; 80], target: &[u8; 32]) -> Job {
+    pub fn new(header: &[u8; 80], target: &[u8; 32]) -> Job {
         let mut midstate = IV;
-        let first: [u8; 64] = header[..64].try_into().expect("an 80-byte header has 64 bytes");
+        let first: [u8; 64] = header[..64]
+            .try_into()
+            .expect("an 80-byte header has 64 bytes");
         sha2::block_api::compress256(&mut midstate, &[first]);
         let word = |i: usize| u32::from_be_bytes(header[i..i + 4].try_into().expect("4 bytes"));
         Job {
@@ -273,8 +286,3 @@ pub(crate) fn find(kernel: Kernel, job: &Job, start: u32, count: u32) -> Option<
 
 #[cfg(test)]
 mod tests;
-
-#[doc(hidden)]
-pub fn bench_job(header: &[u8; 80], target: &[u8; 32]) -> Job { Job::new(header, target) }
-#[doc(hidden)]
-pub fn bench_scan(k: Kernel, job: &Job, start: u32, count: u32) -> Option<u32> { k.scan(job, start, count) }

@@ -39,7 +39,10 @@ fn expand(w: &mut [u32; 64], len: usize) {
 fn t1(s: &[u32; 8], t: usize, w: u32) -> u32 {
     let [_, _, _, _, e, f, g, h] = *s;
     let ch = (e & f) ^ (!e & g);
-    h.wrapping_add(big_sigma1(e)).wrapping_add(ch).wrapping_add(K[t]).wrapping_add(w)
+    h.wrapping_add(big_sigma1(e))
+        .wrapping_add(ch)
+        .wrapping_add(K[t])
+        .wrapping_add(w)
 }
 
 /// One round of the SHA-256 compression function.
@@ -87,5 +90,7 @@ pub(crate) fn final_h7(job: &Job, nonce: u32) -> u32 {
 /// The first candidate nonce in `start..start + count`, one nonce at a time.
 pub(crate) fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
     let end = u64::from(start) + u64::from(count);
-    (u64::from(start)..end).map(|n| n as u32).find(|&nonce| job.is_candidate(final_h7(job, nonce)))
+    (u64::from(start)..end)
+        .map(|n| n as u32)
+        .find(|&nonce| job.is_candidate(final_h7(job, nonce)))
 }

@@ -6,6 +6,10 @@
 //! instruction's `ABEF`/`CDGH` register layout throughout; message words for rounds whose
 //! words are padding constants are precomputed with their round constants.
 
+// Loops over `0..N` index several arrays by stream, which is the point: N independent hashes
+// advance side by side.
+#![allow(clippy::needless_range_loop)]
+
 use super::{DIGEST_BITS, HEADER_BITS, IV, Job, K, PAD_WORD, scalar};
 use std::arch::x86_64::*;
 
@@ -30,7 +34,12 @@ fn abef_cdgh(s: [u32; 8]) -> (__m128i, __m128i) {
 #[inline]
 #[target_feature(enable = "sse2")]
 fn k4(t: usize) -> __m128i {
-    _mm_set_epi32(K[t + 3] as i32, K[t + 2] as i32, K[t + 1] as i32, K[t] as i32)
+    _mm_set_epi32(
+        K[t + 3] as i32,
+        K[t + 2] as i32,
+        K[t + 1] as i32,
+        K[t] as i32,
+    )
 }
 
 /// `K[t] + w[0]` and `K[t + 1] + w[1]` in lanes 0 and 1: the input of two rounds whose message
@@ -57,7 +66,12 @@ fn two_rounds<const N: usize>(abef: &mut [__m128i; N], cdgh: &mut [__m128i; N], 
 /// Four rounds on every stream with message words `w[i]` (lanes 0..4) from round `t`.
 #[inline]
 #[target_feature(enable = "sha,sse2")]
-fn four_rounds<const N: usize>(abef: &mut [__m128i; N], cdgh: &mut [__m128i; N], w: &[__m128i; N], t: usize) {
+fn four_rounds<const N: usize>(
+    abef: &mut [__m128i; N],
+    cdgh: &mut [__m128i; N],
+    w: &[__m128i; N],
+    t: usize,
+) {
     let k = k4(t);
     let mut wk = [_mm_setzero_si128(); N];
     for i in 0..N {
@@ -76,7 +90,10 @@ fn four_rounds<const N: usize>(abef: &mut [__m128i; N], cdgh: &mut [__m128i; N],
 fn schedule<const N: usize>(m: &[[__m128i; N]; 4]) -> [__m128i; N] {
     let mut next = [_mm_setzero_si128(); N];
     for i in 0..N {
-        let x = _mm_add_epi32(_mm_sha256msg1_epu32(m[0][i], m[1][i]), _mm_alignr_epi8::<4>(m[3][i], m[2][i]));
+        let x = _mm_add_epi32(
+            _mm_sha256msg1_epu32(m[0][i], m[1][i]),
+            _mm_alignr_epi8::<4>(m[3][i], m[2][i]),
+        );
         next[i] = _mm_sha256msg2_epu32(x, m[3][i]);
     }
     next
@@ -102,7 +119,12 @@ pub(super) fn scan<const N: usize>(job: &Job, start: u32, count: u32) -> Option<
     let (mid_abef, mid_cdgh) = abef_cdgh(job.midstate);
     let (iv_abef, iv_cdgh) = abef_cdgh(IV);
     let zero = _mm_setzero_si128();
-    let m0_template = _mm_set_epi32(0, job.tail[2] as i32, job.tail[1] as i32, job.tail[0] as i32);
+    let m0_template = _mm_set_epi32(
+        0,
+        job.tail[2] as i32,
+        job.tail[1] as i32,
+        job.tail[0] as i32,
+    );
     let header_pad = [
         _mm_set_epi32(0, 0, 0, PAD_WORD as i32),
         zero,
@@ -116,7 +138,10 @@ pub(super) fn scan<const N: usize>(job: &Job, start: u32, count: u32) -> Option<
         k2_plus(12, [0, 0]),
         k2_plus(14, [0, HEADER_BITS]),
     ];
-    let digest_pad = [_mm_set_epi32(0, 0, 0, PAD_WORD as i32), _mm_set_epi32(DIGEST_BITS as i32, 0, 0, 0)];
+    let digest_pad = [
+        _mm_set_epi32(0, 0, 0, PAD_WORD as i32),
+        _mm_set_epi32(DIGEST_BITS as i32, 0, 0, 0),
+    ];
     let digest_wk = [
         k2_plus(8, [PAD_WORD, 0]),
         k2_plus(10, [0, 0]),

@@ -100,7 +100,11 @@ fn every_kernel_finds_the_same_candidates_as_the_scalar_twin() {
         let count = (500 + rng.next_u32() % 300).min(u32::MAX - start) + 1;
         let expected = candidates_scalar(&job, start, count);
         for &kernel in &kernels {
-            assert_eq!(candidates(kernel, &job, start, count), expected, "{kernel} round {round}");
+            assert_eq!(
+                candidates(kernel, &job, start, count),
+                expected,
+                "{kernel} round {round}"
+            );
         }
         for &nonce in expected.iter().take(4) {
             let hash = job.hash(nonce);
@@ -117,7 +121,11 @@ fn candidates_scalar(job: &Job, start: u32, count: u32) -> Vec<u32> {
         .filter(|&nonce| {
             let hash = job.hash(nonce);
             let by_hash = u32::from_le_bytes(hash[28..32].try_into().unwrap()) <= job.target_top;
-            assert_eq!(job.is_candidate(scalar::final_h7(job, nonce)), by_hash, "nonce {nonce}");
+            assert_eq!(
+                job.is_candidate(scalar::final_h7(job, nonce)),
+                by_hash,
+                "nonce {nonce}"
+            );
             by_hash
         })
         .collect()
@@ -129,8 +137,19 @@ fn every_kernel_respects_range_edges() {
     // Every nonce is a candidate: a scan must return exactly its first nonce.
     let job = Job::new(&rng.bytes(), &[0xff; 32]);
     for &kernel in &Kernel::available() {
-        for (start, count) in [(0, 1), (5, 1), (15, 2), (17, 40), (u32::MAX, 1), (u32::MAX - 20, 21)] {
-            assert_eq!(kernel.scan(&job, start, count), Some(start), "{kernel} {start}+{count}");
+        for (start, count) in [
+            (0, 1),
+            (5, 1),
+            (15, 2),
+            (17, 40),
+            (u32::MAX, 1),
+            (u32::MAX - 20, 21),
+        ] {
+            assert_eq!(
+                kernel.scan(&job, start, count),
+                Some(start),
+                "{kernel} {start}+{count}"
+            );
         }
         assert_eq!(kernel.scan(&job, 7, 0), None, "{kernel} empty range");
     }
@@ -146,12 +165,16 @@ fn every_kernel_finds_bitcoins_genesis_nonce() {
     const GENESIS_NONCE: u32 = 2_083_236_893;
     let job = Job::new(&bitcoin_genesis_header(), &bitcoin_genesis_target());
     for &kernel in &Kernel::available() {
-        let (nonce, hash) = find(kernel, &job, GENESIS_NONCE - 60_013, 100_000).expect("genesis nonce");
+        let (nonce, hash) =
+            find(kernel, &job, GENESIS_NONCE - 60_013, 100_000).expect("genesis nonce");
         assert_eq!(nonce, GENESIS_NONCE, "{kernel}");
         let mut display = hash;
         display.reverse();
         let hex: String = display.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f", "{kernel}");
+        assert_eq!(
+            hex, "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
+            "{kernel}"
+        );
     }
 }
 
@@ -161,8 +184,14 @@ fn kernel_names_parse_and_round_trip() {
         assert_eq!(kernel.name().parse::<Kernel>(), Ok(kernel));
     }
     assert_eq!("SHA-NI".parse::<Kernel>(), Ok(Kernel::ShaNi));
-    assert!(matches!("sha3".parse::<Kernel>(), Err(MinerError::UnknownKernel(_))));
-    assert_eq!(Kernel::from_name_available("portable"), Ok(Kernel::Portable));
+    assert!(matches!(
+        "sha3".parse::<Kernel>(),
+        Err(MinerError::UnknownKernel(_))
+    ));
+    assert_eq!(
+        Kernel::from_name_available("portable"),
+        Ok(Kernel::Portable)
+    );
     assert!(Kernel::available().contains(&Kernel::best()));
     assert_eq!(Kernel::available().last(), Some(&Kernel::Portable));
 }

@@ -1,0 +1,264 @@
+//! The one owner of the chain state and the mempool.
+//!
+//! [`NodeState`] lives on a dedicated OS thread (block validation and rocksdb writes are
+//! blocking work that must not stall the async runtime). Everyone else holds a cheap,
+//! cloneable [`ChainHandle`] and sends it closures to run against the state, with a oneshot
+//! reply (STYLE §4: one owner, handles for the rest). What changed is published as
+//! [`NodeEvent`]s on a broadcast channel: the miner restarts on them, the network gossips them.
+
+use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
+use crate::store::RocksStore;
+use cairn_core::chain::{ChainError, ImportReport, TipChanged};
+use cairn_core::{
+    Amount, Block, BlockHash, ChainParams, ChainState, PubkeyHash, Transaction, Txid,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Seconds since the Unix epoch: the only clock the consensus code is fed.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Something that changed in the node's state.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// The active tip moved.
+    TipChanged {
+        /// New tip.
+        tip: BlockHash,
+        /// Its height.
+        height: u32,
+        /// Blocks reverted (0 when the tip only advanced).
+        reorg_depth: usize,
+    },
+    /// A block was stored (new tip or side chain): relay it.
+    BlockAccepted(Arc<Block>),
+    /// A transaction entered the mempool: relay it.
+    TxAccepted(Arc<Transaction>),
+}
+
+/// Chain state, mempool and the indexes the RPC needs.
+pub struct NodeState {
+    /// Blocks, fork choice, UTXO set.
+    pub chain: ChainState<RocksStore>,
+    /// Unconfirmed transactions.
+    pub mempool: Mempool,
+    /// Txid → block of every transaction on the active chain (rebuilt at start).
+    pub tx_index: HashMap<Txid, BlockHash>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+impl NodeState {
+    /// Wraps an opened chain; indexes the active chain's transactions.
+    pub fn new(
+        chain: ChainState<RocksStore>,
+        events: broadcast::Sender<NodeEvent>,
+    ) -> Result<Self, ChainError> {
+        let mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        let mut state = NodeState {
+            chain,
+            mempool,
+            tx_index: HashMap::new(),
+            events,
+        };
+        for height in 0..=state.chain.height() {
+            let hash = state
+                .chain
+                .hash_at(height)
+                .expect("heights up to the tip are active");
+            let block = state.read_block(&hash)?;
+            for tx in &block.txs {
+                state.tx_index.insert(tx.txid(), hash);
+            }
+        }
+        Ok(state)
+    }
+
+    /// The chain parameters.
+    pub fn params(&self) -> &ChainParams {
+        self.chain.params()
+    }
+
+    fn read_block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
+        self.chain
+            .block(hash)?
+            .ok_or_else(|| ChainError::Corrupt(format!("body of block {hash} missing")))
+    }
+
+    /// Imports a block from anywhere (miner, RPC, peer) and applies the consequences.
+    pub fn submit_block(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
+        let shared = Arc::new(block.clone());
+        let report = self.chain.accept_block(block, now)?;
+        use cairn_core::ImportOutcome::*;
+        if matches!(report.outcome, Active | SideChain) {
+            let _ = self.events.send(NodeEvent::BlockAccepted(shared));
+        }
+        if let Some(change) = &report.tip_changed {
+            self.apply_tip_change(change, now)?;
+        }
+        Ok(report)
+    }
+
+    /// Brings indexes and mempool in line with a moved tip, then announces it.
+    pub fn apply_tip_change(&mut self, change: &TipChanged, now: u64) -> Result<(), ChainError> {
+        for hash in &change.reverted {
+            let block = self.read_block(hash)?;
+            for tx in &block.txs {
+                self.tx_index.remove(&tx.txid());
+            }
+        }
+        let mut connected = Vec::with_capacity(change.connected.len());
+        for hash in &change.connected {
+            let block = self.read_block(hash)?;
+            for tx in &block.txs {
+                self.tx_index.insert(tx.txid(), *hash);
+            }
+            connected.push(block);
+        }
+        let next_height = self.chain.height() + 1;
+        self.mempool
+            .reorg(
+                change.returned_txs.clone(),
+                &connected,
+                self.chain.store(),
+                next_height,
+                now,
+            )
+            .map_err(|e| ChainError::Corrupt(format!("mempool update after tip change: {e}")))?;
+        let tip = self.chain.tip();
+        if change.reorg_depth() > 0 {
+            tracing::info!(depth = change.reorg_depth(), connected = change.connected.len(), tip = %tip.hash, height = tip.height, "reorganised");
+        } else {
+            tracing::info!(tip = %tip.hash, height = tip.height, "new tip");
+        }
+        let _ = self.events.send(NodeEvent::TipChanged {
+            tip: tip.hash,
+            height: tip.height,
+            reorg_depth: change.reorg_depth(),
+        });
+        Ok(())
+    }
+
+    /// Submits a transaction to the mempool and announces it.
+    pub fn submit_tx(&mut self, tx: Transaction, now: u64) -> Result<Accepted, MempoolError> {
+        let shared = Arc::new(tx.clone());
+        let next_height = self.chain.height() + 1;
+        let accepted = self
+            .mempool
+            .accept(tx, self.chain.store(), next_height, now)?;
+        let _ = self.events.send(NodeEvent::TxAccepted(shared));
+        Ok(accepted)
+    }
+
+    /// A block template on the tip from the best mempool transactions.
+    pub fn block_template(&self, pay_to: PubkeyHash, now: u64, extra_data: Vec<u8>) -> Block {
+        // Leave room for the header, the coinbase and the length prefixes.
+        let budget = self.params().max_block_size.saturating_sub(1000);
+        let (txs, fees): (Vec<Transaction>, Amount) = self.mempool.select_for_block(budget);
+        self.chain
+            .block_template(pay_to, txs, fees, now, extra_data)
+    }
+
+    /// `invalidateblock`.
+    pub fn invalidate_block(&mut self, hash: &BlockHash, now: u64) -> Result<(), ChainError> {
+        if let Some(change) = self.chain.invalidate_block(hash)? {
+            self.apply_tip_change(&change, now)?;
+        }
+        Ok(())
+    }
+
+    /// `reconsiderblock`.
+    pub fn reconsider_block(&mut self, hash: &BlockHash, now: u64) -> Result<(), ChainError> {
+        if let Some(change) = self.chain.reconsider_block(hash)? {
+            self.apply_tip_change(&change, now)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the store before the process exits.
+    pub fn close(&self) {
+        if let Err(e) = self.chain.store().flush() {
+            tracing::error!("flushing the chain store: {e}");
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut NodeState) + Send>;
+
+/// The node has stopped; its state is gone.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct NodeStopped;
+
+/// A cheap handle to the state owner.
+#[derive(Clone)]
+pub struct ChainHandle {
+    jobs: mpsc::Sender<Job>,
+    events: broadcast::Sender<NodeEvent>,
+    params: Arc<ChainParams>,
+}
+
+impl ChainHandle {
+    /// Runs `f` on the state owner and returns its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
+    ) -> Result<R, NodeStopped> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |state| {
+            let _ = reply.send(f(state));
+        });
+        self.jobs.send(job).await.map_err(|_| NodeStopped)?;
+        answer.await.map_err(|_| NodeStopped)
+    }
+
+    /// [`call`](Self::call) from a plain thread (the miner's).
+    pub fn call_blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
+    ) -> Result<R, NodeStopped> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |state| {
+            let _ = reply.send(f(state));
+        });
+        self.jobs.blocking_send(job).map_err(|_| NodeStopped)?;
+        answer.blocking_recv().map_err(|_| NodeStopped)
+    }
+
+    /// Subscribes to state changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// The chain parameters (immutable, so readable without a round trip).
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+}
+
+/// Starts the state-owner thread. It runs until every handle is dropped, then flushes
+/// the store; join the returned thread to wait for that.
+pub fn spawn(state: NodeState) -> (ChainHandle, std::thread::JoinHandle<()>) {
+    let (jobs, mut inbox) = mpsc::channel::<Job>(1024);
+    let handle = ChainHandle {
+        jobs,
+        events: state.events.clone(),
+        params: Arc::new(state.params().clone()),
+    };
+    let thread = std::thread::Builder::new()
+        .name("chain".into())
+        .spawn(move || {
+            let mut state = state;
+            while let Some(job) = inbox.blocking_recv() {
+                job(&mut state);
+            }
+            state.close();
+        })
+        .expect("spawning the chain thread");
+    (handle, thread)
+}

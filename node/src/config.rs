@@ -1,0 +1,236 @@
+//! `cairn node` settings: command-line flags over `DATADIR/cairn.toml` over defaults.
+
+use anyhow::{Context, bail};
+use cairn_core::ChainParams;
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default data directory when neither `--datadir` nor `$CAIRN_DATADIR` is given.
+pub const DEFAULT_DATADIR: &str = ".cairn";
+/// Default RPC address: loopback with an OS-chosen port (reported in `node.json`).
+pub const DEFAULT_RPC_ADDR: &str = "127.0.0.1:0";
+/// Default P2P listen address: loopback only; listening publicly must be asked for.
+pub const DEFAULT_LISTEN: &str = "/ip4/127.0.0.1/tcp/0";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `cairn node` (each also a key of `cairn.toml`, same name with `_`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct NodeArgs {
+    /// Data directory [default: $CAIRN_DATADIR or ./.cairn]
+    #[arg(long, env = "CAIRN_DATADIR")]
+    pub datadir: Option<PathBuf>,
+    /// Network definition [default: the embedded dev network genesis.json]
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// P2P listen multiaddr (repeatable) [default: /ip4/127.0.0.1/tcp/0]
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// Peer to connect to at start and keep connected (repeatable)
+    #[arg(long)]
+    pub peer: Vec<String>,
+    /// JSON-RPC address [default: 127.0.0.1:0]
+    #[arg(long)]
+    pub rpc_addr: Option<SocketAddr>,
+    /// Mine continuously (or every --block-time seconds)
+    #[arg(long)]
+    pub mine: bool,
+    /// Address coinbases pay to [default: dev account 0]
+    #[arg(long)]
+    pub miner_address: Option<String>,
+    /// Mining threads [default: 1]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Mine one block every SECS seconds instead of continuously (like anvil's --block-time)
+    #[arg(long, value_name = "SECS")]
+    pub block_time: Option<u64>,
+    /// Discover peers on the local network with mDNS
+    #[arg(long)]
+    pub mdns: bool,
+    /// Log format [default: text]
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `DATADIR/cairn.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    genesis: Option<PathBuf>,
+    listen: Option<Vec<String>>,
+    peer: Option<Vec<String>>,
+    rpc_addr: Option<SocketAddr>,
+    mine: Option<bool>,
+    miner_address: Option<String>,
+    threads: Option<usize>,
+    block_time: Option<u64>,
+    mdns: Option<bool>,
+    log_format: Option<LogFormat>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory.
+    pub datadir: PathBuf,
+    /// Network parameters.
+    pub params: ChainParams,
+    /// P2P listen addresses.
+    pub listen: Vec<String>,
+    /// Static peers.
+    pub peers: Vec<String>,
+    /// RPC bind address.
+    pub rpc_addr: SocketAddr,
+    /// Mine from the start.
+    pub mine: bool,
+    /// Coinbase address (validated).
+    pub miner_address: String,
+    /// Mining threads.
+    pub threads: usize,
+    /// Interval mining.
+    pub block_time: Option<u64>,
+    /// mDNS discovery.
+    pub mdns: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
+pub fn datadir_of(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATADIR))
+}
+
+/// Loads a `genesis.json` or the embedded dev network.
+pub fn load_params(genesis: Option<&Path>) -> anyhow::Result<ChainParams> {
+    match genesis {
+        None => Ok(ChainParams::devnet()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            ChainParams::from_json(&text).with_context(|| format!("loading {}", path.display()))
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Merges flags over `cairn.toml` over defaults and validates the result.
+    pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
+        let datadir = datadir_of(&args.datadir);
+        let toml_path = datadir.join("cairn.toml");
+        let file: FileConfig = match std::fs::read_to_string(&toml_path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("parsing {}", toml_path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", toml_path.display())),
+        };
+        let genesis = args.genesis.or(file.genesis);
+        let params = load_params(genesis.as_deref())?;
+        let miner_address = match args.miner_address.or(file.miner_address) {
+            Some(addr) => {
+                params
+                    .parse_address(&addr)
+                    .with_context(|| format!("--miner-address {addr}"))?;
+                addr
+            }
+            None => match params.config.dev_accounts.first() {
+                Some(dev0) => dev0.address.clone(),
+                None => bail!("this network has no dev accounts: pass --miner-address"),
+            },
+        };
+        let threads = args.threads.or(file.threads).unwrap_or(1);
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        if args.block_time.or(file.block_time) == Some(0) {
+            bail!("--block-time must be at least 1 second");
+        }
+        let listen = if !args.listen.is_empty() {
+            args.listen
+        } else {
+            file.listen
+                .unwrap_or_else(|| vec![DEFAULT_LISTEN.to_owned()])
+        };
+        Ok(NodeConfig {
+            datadir,
+            params,
+            listen,
+            peers: if !args.peer.is_empty() {
+                args.peer
+            } else {
+                file.peer.unwrap_or_default()
+            },
+            rpc_addr: args
+                .rpc_addr
+                .or(file.rpc_addr)
+                .unwrap_or_else(|| DEFAULT_RPC_ADDR.parse().expect("valid default")),
+            mine: args.mine || file.mine.unwrap_or(false),
+            miner_address,
+            threads,
+            block_time: args.block_time.or(file.block_time),
+            mdns: args.mdns || file.mdns.unwrap_or(false),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cairn.toml"),
+            "threads = 3\nmine = true\nrpc_addr = \"127.0.0.1:9999\"\n",
+        )
+        .unwrap();
+        let args = NodeArgs {
+            datadir: Some(dir.path().into()),
+            threads: Some(2),
+            ..Default::default()
+        };
+        let config = NodeConfig::resolve(args).unwrap();
+        assert_eq!(config.threads, 2);
+        assert!(config.mine);
+        assert_eq!(config.rpc_addr.to_string(), "127.0.0.1:9999");
+        assert_eq!(config.listen, vec![DEFAULT_LISTEN.to_owned()]);
+        assert_eq!(
+            config.miner_address,
+            ChainParams::devnet().config.dev_accounts[0].address
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cairn.toml"), "thread = 3\n").unwrap();
+        let args = NodeArgs {
+            datadir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let err = format!("{:#}", NodeConfig::resolve(args).unwrap_err());
+        assert!(err.contains("cairn.toml"), "{err}");
+        let args = NodeArgs {
+            datadir: Some(dir.path().join("x")),
+            miner_address: Some("crt1bogus".into()),
+            ..Default::default()
+        };
+        assert!(
+            format!("{:#}", NodeConfig::resolve(args).unwrap_err()).contains("--miner-address")
+        );
+    }
+}

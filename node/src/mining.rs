@@ -1,0 +1,339 @@
+//! Mining integration: continuous or interval mining on a thread of its own, `generate`,
+//! and restarting the search the moment the tip or the template changes.
+//!
+//! The nonce search itself is `cairn-miner`; this module only feeds it templates from the
+//! chain owner and hands found blocks back. Every search runs under a [`CancelToken`]
+//! registered here, and a listener cancels all of them on a new tip (the work would be
+//! stale) or on new mempool transactions (a better template exists).
+
+use crate::chain_task::{ChainHandle, NodeEvent, unix_now};
+use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
+use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why mining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MiningError {
+    /// The node is stopping.
+    #[error("the node is shutting down")]
+    Stopped,
+    /// The miner failed.
+    #[error("miner: {0}")]
+    Miner(String),
+    /// A block we mined was rejected (a bug: templates come from our own chain state).
+    #[error("mined block {hash} was rejected: {reason}")]
+    Rejected {
+        /// Its hash.
+        hash: BlockHash,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    mining: bool,
+    threads: usize,
+    block_time: Option<u64>,
+}
+
+/// What `getmininginfo` reports about the local miner.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalMiningInfo {
+    /// Continuous/interval mining on.
+    pub mining: bool,
+    /// Threads.
+    pub threads: usize,
+    /// Recent local hash rate.
+    pub hashps: f64,
+    /// The SHA-256d kernel in use.
+    pub kernel: &'static str,
+}
+
+struct Shared {
+    chain: ChainHandle,
+    pay_to: PubkeyHash,
+    settings: Mutex<Settings>,
+    wake: Condvar,
+    searches: Mutex<Vec<CancelToken>>,
+    shutdown: AtomicBool,
+    extranonce: AtomicU64,
+    hashes: AtomicU64,
+    started: Instant,
+    listener: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+/// Cloneable handle to the miner.
+#[derive(Clone)]
+pub struct MiningHandle {
+    shared: Arc<Shared>,
+}
+
+impl MiningHandle {
+    /// Starts the mining thread (idle unless `mining`) and the event listener.
+    pub fn start(
+        chain: ChainHandle,
+        pay_to: PubkeyHash,
+        mining: bool,
+        threads: usize,
+        block_time: Option<u64>,
+    ) -> (MiningHandle, std::thread::JoinHandle<()>) {
+        let shared = Arc::new(Shared {
+            chain: chain.clone(),
+            pay_to,
+            settings: Mutex::new(Settings {
+                mining,
+                threads,
+                block_time,
+            }),
+            wake: Condvar::new(),
+            searches: Mutex::new(Vec::new()),
+            shutdown: AtomicBool::new(false),
+            extranonce: AtomicU64::new(0),
+            hashes: AtomicU64::new(0),
+            started: Instant::now(),
+            listener: Mutex::new(None),
+        });
+        let handle = MiningHandle {
+            shared: shared.clone(),
+        };
+        let mut events = chain.subscribe();
+        let listener = handle.clone();
+        let task = tokio::spawn(async move {
+            let mut last_tx_restart = Instant::now();
+            loop {
+                match events.recv().await {
+                    Ok(NodeEvent::TipChanged { .. }) => listener.cancel_searches(),
+                    Ok(NodeEvent::TxAccepted(_))
+                        if last_tx_restart.elapsed() > Duration::from_millis(250) =>
+                    {
+                        last_tx_restart = Instant::now();
+                        listener.cancel_searches();
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        listener.cancel_searches()
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        *shared
+            .listener
+            .lock()
+            .expect("listener lock is never poisoned") = Some(task.abort_handle());
+        let thread = std::thread::Builder::new()
+            .name("miner-control".into())
+            .spawn(move || mining_loop(&shared))
+            .expect("spawning the mining thread");
+        (handle, thread)
+    }
+
+    /// The address `generate` pays to without an explicit one.
+    pub fn default_pay_to(&self) -> PubkeyHash {
+        self.shared.pay_to
+    }
+
+    /// `setmining`: switches continuous mining and optionally its thread count.
+    pub fn set_mining(&self, on: bool, threads: Option<usize>) {
+        {
+            let mut s = self
+                .shared
+                .settings
+                .lock()
+                .expect("settings lock is never poisoned");
+            s.mining = on;
+            if let Some(t) = threads {
+                s.threads = t;
+            }
+        }
+        self.cancel_searches();
+        self.shared.wake.notify_all();
+    }
+
+    /// Local state for `getmininginfo`.
+    pub fn info(&self) -> LocalMiningInfo {
+        let s = *self
+            .shared
+            .settings
+            .lock()
+            .expect("settings lock is never poisoned");
+        let secs = self.shared.started.elapsed().as_secs_f64().max(1e-3);
+        LocalMiningInfo {
+            mining: s.mining,
+            threads: s.threads,
+            hashps: self.shared.hashes.load(Ordering::Relaxed) as f64 / secs,
+            kernel: Kernel::best().name(),
+        }
+    }
+
+    /// Mines `n` blocks on the local tip now, paying `pay_to`; returns their hashes.
+    pub async fn generate(
+        &self,
+        n: u32,
+        pay_to: PubkeyHash,
+    ) -> Result<Vec<BlockHash>, MiningError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let threads = shared
+                .settings
+                .lock()
+                .expect("settings lock is never poisoned")
+                .threads;
+            let mut hashes = Vec::with_capacity(n as usize);
+            while hashes.len() < n as usize {
+                if shared.shutdown.load(Ordering::Relaxed) {
+                    return Err(MiningError::Stopped);
+                }
+                if let Some(hash) = mine_one(&shared, pay_to, threads)? {
+                    hashes.push(hash);
+                }
+            }
+            Ok(hashes)
+        })
+        .await
+        .map_err(|e| MiningError::Miner(format!("generate task failed: {e}")))?
+    }
+
+    fn cancel_searches(&self) {
+        for token in self
+            .shared
+            .searches
+            .lock()
+            .expect("search list lock is never poisoned")
+            .drain(..)
+        {
+            token.cancel();
+        }
+    }
+
+    /// Stops mining for good (shutdown); join the thread returned by `start` afterwards.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        if let Some(task) = self
+            .shared
+            .listener
+            .lock()
+            .expect("listener lock is never poisoned")
+            .take()
+        {
+            task.abort();
+        }
+        self.cancel_searches();
+        self.shared.wake.notify_all();
+    }
+}
+
+/// One search on a fresh template; `Ok(None)` when cancelled (tip or template changed).
+fn mine_one(
+    shared: &Shared,
+    pay_to: PubkeyHash,
+    threads: usize,
+) -> Result<Option<BlockHash>, MiningError> {
+    let cancel = CancelToken::new();
+    shared
+        .searches
+        .lock()
+        .expect("search list lock is never poisoned")
+        .push(cancel.clone());
+    let tag = shared.extranonce.fetch_add(1, Ordering::Relaxed);
+    let template = shared
+        .chain
+        .call_blocking(move |s| s.block_template(pay_to, unix_now(), tag.to_le_bytes().to_vec()))
+        .map_err(|_| MiningError::Stopped)?;
+    let target = Target::from_compact(template.header.bits)
+        .map_err(|e| MiningError::Miner(format!("template bits: {e}")))?;
+    let miner = Miner::new(MinerConfig {
+        threads,
+        kernel: None,
+    })
+    .map_err(|e| MiningError::Miner(e.to_string()))?;
+    let found = miner
+        .search(&template, &target, &cancel)
+        .map_err(|e| MiningError::Miner(e.to_string()))?;
+    shared
+        .hashes
+        .fetch_add(miner.hashes_done(), Ordering::Relaxed);
+    let Some(block) = found else { return Ok(None) };
+    let hash = block.block_hash();
+    let report = shared
+        .chain
+        .call_blocking(move |s| s.submit_block(block, unix_now()))
+        .map_err(|_| MiningError::Stopped)?
+        .map_err(|e| MiningError::Miner(e.to_string()))?;
+    match report.outcome {
+        ImportOutcome::Invalid(e) => Err(MiningError::Rejected {
+            hash,
+            reason: e.to_string(),
+        }),
+        _ => Ok(Some(hash)),
+    }
+}
+
+fn mining_loop(shared: &Shared) {
+    let mut next_slot = Instant::now();
+    loop {
+        let settings = {
+            let mut s = shared
+                .settings
+                .lock()
+                .expect("settings lock is never poisoned");
+            while !s.mining && !shared.shutdown.load(Ordering::SeqCst) {
+                s = shared
+                    .wake
+                    .wait(s)
+                    .expect("settings lock is never poisoned");
+                next_slot = Instant::now();
+            }
+            *s
+        };
+        if shared.shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Some(interval) = settings.block_time {
+            let now = Instant::now();
+            if now < next_slot {
+                let s = shared
+                    .settings
+                    .lock()
+                    .expect("settings lock is never poisoned");
+                let _ = shared.wake.wait_timeout(s, next_slot - now);
+                continue;
+            }
+            next_slot = now + Duration::from_secs(interval);
+        }
+        loop {
+            match mine_one(shared, shared.pay_to, settings.threads) {
+                Ok(Some(hash)) => {
+                    tracing::debug!(%hash, "mined a block");
+                    break;
+                }
+                // Cancelled: a new tip or template. Interval mining retries on the new tip
+                // within the same slot; continuous mining simply goes on.
+                Ok(None) => {
+                    let s = shared
+                        .settings
+                        .lock()
+                        .expect("settings lock is never poisoned");
+                    if !s.mining
+                        || shared.shutdown.load(Ordering::SeqCst)
+                        || s.threads != settings.threads
+                    {
+                        break;
+                    }
+                    if settings.block_time.is_none() {
+                        break;
+                    }
+                }
+                Err(MiningError::Stopped) => return,
+                Err(e) => {
+                    tracing::error!("mining: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
+                }
+            }
+        }
+    }
+}

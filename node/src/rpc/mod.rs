@@ -1,0 +1,224 @@
+//! The JSON-RPC server: HTTP POST `/` on loopback, Basic auth with the cookie.
+//!
+//! Speaks JSON-RPC 2.0 and, like Bitcoin Core, the older 1.0 style that `bitcoin-cli` and
+//! long-lived client libraries send (no `"jsonrpc"` member): such requests are answered
+//! in the same style, `{"result", "error", "id"}`, with Core's HTTP statuses (500 for an
+//! error, 404 for an unknown method). Batches (a JSON array of requests) are answered
+//! with an array, HTTP 200. This envelope logic is here; the methods are in [`methods`].
+
+pub mod methods;
+
+use crate::datadir::COOKIE_USER;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub use methods::RpcContext;
+
+/// Largest request body accepted (a max-size block in hex, with room to spare).
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Standard JSON-RPC error codes, plus Bitcoin Core's application codes.
+pub mod codes {
+    /// Invalid JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// Not a valid request object.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Wrong parameters.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Internal error.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Generic application error (Core's RPC_MISC_ERROR).
+    pub const MISC_ERROR: i64 = -1;
+    /// Unknown block, transaction or address (Core's RPC_INVALID_ADDRESS_OR_KEY).
+    pub const INVALID_ADDRESS_OR_KEY: i64 = -5;
+    /// Parameter out of range (Core's RPC_INVALID_PARAMETER).
+    pub const INVALID_PARAMETER: i64 = -8;
+    /// Undecodable transaction or block (Core's RPC_DESERIALIZATION_ERROR).
+    pub const DESERIALIZATION_ERROR: i64 = -22;
+    /// Transaction or block rejected (Core's RPC_VERIFY_REJECTED); message = reject reason.
+    pub const VERIFY_REJECTED: i64 = -26;
+    /// Peer-to-peer functionality unavailable or the peer is unknown (Core's RPC_CLIENT_P2P_DISABLED / NODE_NOT_CONNECTED).
+    pub const P2P_ERROR: i64 = -29;
+    /// The node is shutting down.
+    pub const SHUTTING_DOWN: i64 = -28;
+}
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    /// JSON-RPC error code.
+    pub code: i64,
+    /// Message (for -26: exactly the reject reason).
+    pub message: String,
+    /// Optional details.
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with a code and message.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+    /// Wrong parameters.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError::new(codes::INVALID_PARAMS, message)
+    }
+    /// Rejected transaction or block, with details in `data`.
+    pub fn rejected(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        RpcError {
+            code: codes::VERIFY_REJECTED,
+            message: reason.into(),
+            data: Some(Value::String(detail.into())),
+        }
+    }
+    fn to_json(&self) -> Value {
+        let mut v = json!({"code": self.code, "message": self.message});
+        if let Some(data) = &self.data {
+            v["data"] = data.clone();
+        }
+        v
+    }
+}
+
+/// Builds the router (used by the node and by tests).
+pub fn router(ctx: Arc<RpcContext>) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(ctx)
+}
+
+fn authorized(headers: &HeaderMap, secret: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = format!("{COOKIE_USER}:{secret}");
+    // Compare without an early exit so timing does not reveal the matching prefix.
+    decoded.len() == expected.len()
+        && decoded
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn handle(State(ctx): State<Arc<RpcContext>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers, &ctx.cookie_secret) {
+        tracing::warn!("RPC request with a missing or wrong credential refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
+            "",
+        )
+            .into_response();
+    }
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            let answer = json!({"jsonrpc": "2.0", "error": RpcError::new(codes::PARSE_ERROR, format!("Parse error: {e}")).to_json(), "id": null});
+            return (StatusCode::OK, axum::Json(answer)).into_response();
+        }
+    };
+    match request {
+        Value::Array(batch) => {
+            if batch.is_empty() {
+                let err = RpcError::new(codes::INVALID_REQUEST, "empty batch");
+                return axum::Json(json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null}))
+                    .into_response();
+            }
+            let mut answers = Vec::with_capacity(batch.len());
+            for item in batch {
+                let (answer, _) = answer_one(&ctx, item).await;
+                if let Some(answer) = answer {
+                    answers.push(answer);
+                }
+            }
+            axum::Json(Value::Array(answers)).into_response()
+        }
+        single => {
+            let (answer, status) = answer_one(&ctx, single).await;
+            match answer {
+                Some(answer) => (status, axum::Json(answer)).into_response(),
+                // A 2.0 notification (no id) gets no body.
+                None => StatusCode::NO_CONTENT.into_response(),
+            }
+        }
+    }
+}
+
+/// Answers one request object; `None` for a 2.0 notification.
+async fn answer_one(ctx: &Arc<RpcContext>, request: Value) -> (Option<Value>, StatusCode) {
+    let Value::Object(obj) = request else {
+        let err = RpcError::new(codes::INVALID_REQUEST, "request must be an object");
+        return (
+            Some(json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null})),
+            StatusCode::OK,
+        );
+    };
+    let v2 = obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    let id = obj.get("id").cloned();
+    let outcome = match (obj.get("method"), obj.get("params")) {
+        (Some(Value::String(method)), params) => match params {
+            None | Some(Value::Null) => methods::call(ctx, method, Vec::new()).await,
+            Some(Value::Array(list)) => methods::call(ctx, method, list.clone()).await,
+            Some(_) => Err(RpcError::invalid_params(
+                "params must be an array of positional arguments",
+            )),
+        },
+        _ => Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "missing or non-string method",
+        )),
+    };
+    if v2 {
+        if id.is_none() {
+            return (None, StatusCode::NO_CONTENT);
+        }
+        let answer = match outcome {
+            Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": id}),
+            Err(e) => json!({"jsonrpc": "2.0", "error": e.to_json(), "id": id}),
+        };
+        (Some(answer), StatusCode::OK)
+    } else {
+        let id = id.unwrap_or(Value::Null);
+        match outcome {
+            Ok(result) => (
+                Some(json!({"result": result, "error": null, "id": id})),
+                StatusCode::OK,
+            ),
+            Err(e) => {
+                let status = match e.code {
+                    codes::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+                    codes::INVALID_REQUEST => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                (
+                    Some(json!({"result": null, "error": e.to_json(), "id": id})),
+                    status,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! `cairn testnet`: a local multi-node network in one directory.
+//!
+//! `up` starts N real `cairn node` processes in the background, each with `DIR/nodeK/` as
+//! datadir, RPC and P2P on 127.0.0.1 (OS-chosen ports unless `--port-base`), connected in a
+//! full mesh; it waits until every node has all its peers, imports dev key K into node K's
+//! wallet and writes `DIR/devnet.json`. `partition` bans peers across groups (both
+//! directions) until `heal`; `down` stops every node of DIR cleanly.
+//!
+//! Decisions (documented in the README): `--mine` makes every node mine continuously with
+//! one thread (forks then happen naturally); `--block-time S` makes node0 alone mine one
+//! block every S seconds (predictable, like anvil). Running `up` on a DIR whose nodes were
+//! stopped restarts them on their existing chains.
+
+use crate::config::load_params;
+use anyhow::{Context, bail};
+use cairn_core::ChainParams;
+use cairn_wallet::rpc::RpcClient;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the mesh (or a partition/heal) may take to form.
+const MESH_TIMEOUT: Duration = Duration::from_secs(60);
+/// A partition lasts until `heal`; bans need a duration, so use ten years.
+const PARTITION_BAN_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Arguments of `cairn testnet`.
+#[derive(Debug, Args)]
+pub struct TestnetArgs {
+    /// Directory of the testnet
+    #[arg(long, global = true, default_value = "devnet")]
+    pub dir: PathBuf,
+    /// What to do
+    #[command(subcommand)]
+    pub command: TestnetCommand,
+}
+
+/// `cairn testnet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TestnetCommand {
+    /// Start N nodes in a full mesh
+    Up {
+        /// Number of nodes
+        #[arg(short = 'n', long = "nodes", default_value_t = 3)]
+        n: usize,
+        /// Every node mines continuously (one thread each)
+        #[arg(long)]
+        mine: bool,
+        /// node0 mines one block every SECS seconds
+        #[arg(long, value_name = "SECS")]
+        block_time: Option<u64>,
+        /// Network definition [default: the embedded dev network]
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Fixed ports: node K gets RPC port BASE+2K and P2P port BASE+2K+1 [default: OS-chosen]
+        #[arg(long, value_name = "BASE")]
+        port_base: Option<u16>,
+    },
+    /// Show every node's height, tip, peers, mempool and mining state
+    Status,
+    /// Split the network: `partition node0,node1 node2`
+    Partition {
+        /// Groups of comma-separated node names; every node in exactly one group
+        #[arg(required = true, num_args = 2..)]
+        groups: Vec<String>,
+    },
+    /// Undo a partition and reconnect the full mesh
+    Heal,
+    /// Stop every node of the testnet
+    Down,
+}
+
+/// One node in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetNode {
+    /// `nodeK`.
+    pub name: String,
+    /// Its datadir.
+    pub datadir: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub rpc_url: String,
+    /// Its cookie file.
+    pub cookie_file: PathBuf,
+    /// Its P2P multiaddr with `/p2p/ID`.
+    pub p2p: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// A dev key in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevKey {
+    /// `devK`.
+    pub name: String,
+    /// Address.
+    pub address: String,
+    /// Secret key (public on purpose).
+    pub secret_key_hex: String,
+}
+
+/// `DIR/devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Devnet {
+    /// The nodes.
+    pub nodes: Vec<DevnetNode>,
+    /// The dev keys.
+    pub dev_keys: Vec<DevKey>,
+    /// Genesis file the nodes use (absent: the embedded dev network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<PathBuf>,
+    /// Current partition groups (empty when healed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition: Vec<Vec<String>>,
+    /// How the nodes mine: `continuous`, `interval:SECS` or `off`.
+    #[serde(default)]
+    pub mining: String,
+}
+
+impl Devnet {
+    /// Reads `DIR/devnet.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<Devnet> {
+        let path = dir.join("devnet.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (has `cairn testnet --dir {} up` run?)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join("devnet.json");
+        let tmp = dir.join("devnet.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    fn node(&self, name: &str) -> anyhow::Result<&DevnetNode> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .with_context(|| format!("no node named {name} (nodes: {})", self.names().join(", ")))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+}
+
+/// An RPC client for a testnet node.
+pub fn client(node: &DevnetNode) -> anyhow::Result<RpcClient> {
+    Ok(
+        RpcClient::from_url(&node.rpc_url, &node.cookie_file)?
+            .with_timeout(Duration::from_secs(30)),
+    )
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| !stat.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// Runs `cairn testnet`.
+pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
+    let dir = args.dir;
+    match args.command {
+        TestnetCommand::Up {
+            n,
+            mine,
+            block_time,
+            genesis,
+            port_base,
+        } => up(&dir, n, mine, block_time, genesis, port_base).map(|_| ()),
+        TestnetCommand::Status => status(&dir),
+        TestnetCommand::Partition { groups } => partition(&dir, &groups),
+        TestnetCommand::Heal => heal(&dir),
+        TestnetCommand::Down => down(&dir),
+    }
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(message);
+    bar
+}
+
+fn check_port_free(port: u16) -> anyhow::Result<()> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .with_context(|| format!("port {port} on 127.0.0.1 is in use"))
+}
+
+/// Starts the testnet; returns its description.
+pub fn up(
+    dir: &Path,
+    n: usize,
+    mine: bool,
+    block_time: Option<u64>,
+    genesis: Option<PathBuf>,
+    port_base: Option<u16>,
+) -> anyhow::Result<Devnet> {
+    if n == 0 || n > 32 {
+        bail!("-n must be between 1 and 32");
+    }
+    if dir.join("devnet.json").exists() {
+        if let Ok(existing) = Devnet::read(dir) {
+            let running: Vec<&str> = existing
+                .nodes
+                .iter()
+                .filter(|node| pid_alive(node.pid))
+                .map(|node| node.name.as_str())
+                .collect();
+            if !running.is_empty() {
+                bail!(
+                    "the testnet in {} is already up ({} running); `cairn testnet --dir {} down` stops it",
+                    dir.display(),
+                    running.join(", "),
+                    dir.display()
+                );
+            }
+        }
+    } else if dir.exists() {
+        let foreign: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with("node"))
+            .collect();
+        if !foreign.is_empty() {
+            bail!(
+                "{} is not empty and is not a cairn testnet directory (found {})",
+                dir.display(),
+                foreign.join(", ")
+            );
+        }
+    }
+    let genesis = genesis
+        .map(|g| std::fs::canonicalize(&g).with_context(|| format!("genesis file {}", g.display())))
+        .transpose()?;
+    let params: ChainParams = load_params(genesis.as_deref())?;
+    if let Some(base) = port_base {
+        for k in 0..n as u16 {
+            check_port_free(base + 2 * k)?;
+            check_port_free(base + 2 * k + 1)?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let exe = std::env::current_exe().context("finding the cairn binary")?;
+
+    let mut nodes: Vec<DevnetNode> = Vec::with_capacity(n);
+    for k in 0..n {
+        let name = format!("node{k}");
+        let bar = spinner(format!("starting {name}"));
+        let datadir = dir.join(&name);
+        std::fs::create_dir_all(&datadir)
+            .with_context(|| format!("creating {}", datadir.display()))?;
+        let _ = std::fs::remove_file(datadir.join("node.json"));
+        let (rpc_port, p2p_port) = match port_base {
+            Some(base) => (base + 2 * k as u16, base + 2 * k as u16 + 1),
+            None => (0, 0),
+        };
+        let mut cmd = Command::new(&exe);
+        cmd.arg("node")
+            .arg("--datadir")
+            .arg(&datadir)
+            .arg("--rpc-addr")
+            .arg(format!("127.0.0.1:{rpc_port}"))
+            .arg("--listen")
+            .arg(format!("/ip4/127.0.0.1/tcp/{p2p_port}"))
+            .args(["--threads", "1"]);
+        if let Some(g) = &genesis {
+            cmd.arg("--genesis").arg(g);
+        }
+        if mine {
+            cmd.arg("--mine");
+        } else if let (Some(secs), 0) = (block_time, k) {
+            cmd.args(["--mine", "--block-time", &secs.to_string()]);
+        }
+        for earlier in &nodes {
+            cmd.arg("--peer").arg(&earlier.p2p);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(datadir.join("node.log"))
+            .with_context(|| format!("opening {}/node.log", datadir.display()))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(datadir.join("stdout.log"))?;
+        use std::os::unix::process::CommandExt;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let pid = child.id();
+        let started = Instant::now();
+        let info = loop {
+            if let Ok(info) = crate::datadir::read_node_info(&datadir) {
+                if info.pid == pid {
+                    break info;
+                }
+            }
+            if let Some(status) = child.try_wait()? {
+                bar.finish_and_clear();
+                let log = std::fs::read_to_string(datadir.join("node.log")).unwrap_or_default();
+                let last: Vec<&str> = log.lines().rev().take(5).collect();
+                bail!(
+                    "{name} exited ({status}) while starting: {}",
+                    last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                bar.finish_and_clear();
+                bail!(
+                    "{name} did not become ready within {START_TIMEOUT:?}; see {}/node.log",
+                    datadir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let p2p = info
+            .p2p
+            .first()
+            .map(|addr| format!("{addr}/p2p/{}", info.peer_id))
+            .with_context(|| format!("{name} reported no p2p listen address"))?;
+        bar.finish_with_message(format!("{name} ready: rpc {} p2p {p2p}", info.rpc));
+        nodes.push(DevnetNode {
+            name,
+            datadir: datadir.clone(),
+            rpc_url: format!("http://{}", info.rpc),
+            cookie_file: crate::datadir::cookie_path(&datadir),
+            p2p,
+            peer_id: info.peer_id,
+            pid,
+        });
+    }
+
+    let devnet = Devnet {
+        dev_keys: params
+            .config
+            .dev_accounts
+            .iter()
+            .map(|a| DevKey {
+                name: a.name.clone(),
+                address: a.address.clone(),
+                secret_key_hex: a.secret_key_hex.clone(),
+            })
+            .collect(),
+        nodes,
+        genesis,
+        partition: Vec::new(),
+        mining: if mine {
+            "continuous".into()
+        } else if let Some(secs) = block_time {
+            format!("interval:{secs}")
+        } else {
+            "off".into()
+        },
+    };
+    devnet.write(&dir)?;
+    let bar = spinner(format!("waiting for the full mesh of {n} nodes"));
+    wait_for_mesh(&devnet, &all_pairs(&devnet))?;
+    bar.finish_with_message(format!("full mesh: every node has {} peers", n - 1));
+    for (k, node) in devnet.nodes.iter().enumerate() {
+        if let Some(account) = params.config.dev_accounts.get(k) {
+            cairn_wallet::cli::import_dev_into(
+                &node.datadir.join("wallet.json"),
+                &params,
+                k as u32,
+            )
+            .with_context(|| format!("importing {} into {}'s wallet", account.name, node.name))?;
+        }
+    }
+    println!(
+        "testnet up in {}: {} nodes, devnet.json written",
+        dir.display(),
+        devnet.nodes.len()
+    );
+    Ok(devnet)
+}
+
+fn all_pairs(devnet: &Devnet) -> Vec<(usize, usize)> {
+    let n = devnet.nodes.len();
+    (0..n)
+        .flat_map(|a| (0..n).filter(move |b| *b != a).map(move |b| (a, b)))
+        .collect()
+}
+
+fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
+    let peers = client.call("getpeerinfo", json!([]))?;
+    Ok(peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Waits until node a is connected to node b for every `(a, b)` in `connected`, and no
+/// other cross-pair (of those absent from `connected`) remains when `exclusive`.
+fn wait_for_mesh(devnet: &Devnet, connected: &[(usize, usize)]) -> anyhow::Result<()> {
+    let clients: Vec<RpcClient> = devnet
+        .nodes
+        .iter()
+        .map(client)
+        .collect::<anyhow::Result<_>>()?;
+    let deadline = Instant::now() + MESH_TIMEOUT;
+    loop {
+        let mut missing = Vec::new();
+        for &(a, b) in connected {
+            let peers = peer_ids(&clients[a])?;
+            if !peers.contains(&devnet.nodes[b].peer_id) {
+                missing.push(format!("{}→{}", devnet.nodes[a].name, devnet.nodes[b].name));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "peers did not connect within {MESH_TIMEOUT:?}: missing {}",
+                missing.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(dir: &Path) -> anyhow::Result<()> {
+    let devnet = Devnet::read(dir)?;
+    println!(
+        "{:<8} {:>7} {:<18} {:>5} {:>7} {:<8}",
+        "node", "height", "tip", "peers", "mempool", "mining"
+    );
+    for node in &devnet.nodes {
+        let row = (|| -> anyhow::Result<(Value, usize, Value, Value)> {
+            let c = client(node)?;
+            Ok((
+                c.call("getblockchaininfo", json!([]))?,
+                peer_ids(&c)?.len(),
+                c.call("getmempoolinfo", json!([]))?,
+                c.call("getmininginfo", json!([]))?,
+            ))
+        })();
+        match row {
+            Ok((info, peers, mempool, mining)) => {
+                let tip = info["bestblockhash"].as_str().unwrap_or("?");
+                println!(
+                    "{:<8} {:>7} {:<18} {:>5} {:>7} {:<8}",
+                    node.name,
+                    info["blocks"],
+                    format!("{}…", &tip[..tip.len().min(16)]),
+                    peers,
+                    mempool["size"],
+                    if mining["mining"].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                );
+            }
+            Err(_) => println!("{:<8} {:>7}", node.name, "down"),
+        }
+    }
+    if !devnet.partition.is_empty() {
+        let groups: Vec<String> = devnet.partition.iter().map(|g| g.join(",")).collect();
+        println!("partitioned: {}", groups.join(" | "));
+    }
+    Ok(())
+}
+
+fn group_of(groups: &[Vec<String>], name: &str) -> Option<usize> {
+    groups.iter().position(|g| g.iter().any(|n| n == name))
+}
+
+fn partition(dir: &Path, groups: &[String]) -> anyhow::Result<()> {
+    let mut devnet = Devnet::read(dir)?;
+    if !devnet.partition.is_empty() {
+        bail!("the testnet is already partitioned; `heal` it first");
+    }
+    let groups: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            g.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for name in groups.iter().flatten() {
+        devnet.node(name)?;
+        if !seen.insert(name.clone()) {
+            bail!("{name} is in more than one group");
+        }
+    }
+    let unplaced: Vec<String> = devnet
+        .names()
+        .into_iter()
+        .filter(|n| !seen.contains(n))
+        .collect();
+    if !unplaced.is_empty() {
+        bail!(
+            "every node must be in a group; not placed: {}",
+            unplaced.join(", ")
+        );
+    }
+    for a in &devnet.nodes {
+        let c = client(a)?;
+        for b in &devnet.nodes {
+            if group_of(&groups, &a.name) != group_of(&groups, &b.name) {
+                c.call("setban", json!([b.peer_id, "add", PARTITION_BAN_SECS]))
+                    .with_context(|| format!("{} banning {}", a.name, b.name))?;
+            }
+        }
+    }
+    let same_group: Vec<(usize, usize)> = all_pairs(&devnet)
+        .into_iter()
+        .filter(|&(a, b)| {
+            group_of(&groups, &devnet.nodes[a].name) == group_of(&groups, &devnet.nodes[b].name)
+        })
+        .collect();
+    wait_for_cut(&devnet, &groups)?;
+    wait_for_mesh(&devnet, &same_group)?;
+    devnet.partition = groups.clone();
+    devnet.write(dir)?;
+    let shown: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
+    println!("partitioned: {}", shown.join(" | "));
+    Ok(())
+}
+
+fn wait_for_cut(devnet: &Devnet, groups: &[Vec<String>]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + MESH_TIMEOUT;
+    loop {
+        let mut crossing = Vec::new();
+        for a in &devnet.nodes {
+            for peer in peer_ids(&client(a)?)? {
+                if let Some(b) = devnet.nodes.iter().find(|n| n.peer_id == peer) {
+                    if group_of(groups, &a.name) != group_of(groups, &b.name) {
+                        crossing.push(format!("{}–{}", a.name, b.name));
+                    }
+                }
+            }
+        }
+        if crossing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "connections across the partition remain: {}",
+                crossing.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn heal(dir: &Path) -> anyhow::Result<()> {
+    let mut devnet = Devnet::read(dir)?;
+    for a in &devnet.nodes {
+        let c = client(a)?;
+        for b in &devnet.nodes {
+            if a.name != b.name {
+                // Removing a ban that is not there is fine: heal is idempotent.
+                let _ = c.call("setban", json!([b.peer_id, "remove"]));
+            }
+        }
+    }
+    for (i, a) in devnet.nodes.iter().enumerate() {
+        let c = client(a)?;
+        for b in devnet.nodes.iter().skip(i + 1) {
+            c.call("addnode", json!([b.p2p]))
+                .with_context(|| format!("{} connecting to {}", a.name, b.name))?;
+        }
+    }
+    wait_for_mesh(&devnet, &all_pairs(&devnet))?;
+    devnet.partition.clear();
+    devnet.write(dir)?;
+    println!("healed: full mesh of {} nodes", devnet.nodes.len());
+    Ok(())
+}
+
+fn down(dir: &Path) -> anyhow::Result<()> {
+    let devnet = Devnet::read(dir)?;
+    for node in &devnet.nodes {
+        if !pid_alive(node.pid) {
+            println!("{} was not running", node.name);
+            continue;
+        }
+        if let Ok(c) = client(node) {
+            let _ = c.call("stop", json!([]));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pid_alive(node.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if pid_alive(node.pid) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &node.pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while pid_alive(node.pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if pid_alive(node.pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &node.pid.to_string()])
+                .status();
+            println!("{} did not stop in time and was killed", node.name);
+        } else {
+            println!("{} stopped", node.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Integration tests of `cairn node`: real processes driven through JSON-RPC.
+
+mod harness;
+mod node;
