@@ -29,7 +29,7 @@ pub fn next_bits(
     if height == 0 {
         return params.initial_bits;
     }
-    if !params.difficulty_adjustment || height % window != 0 {
+    if !params.difficulty_adjustment || !height.is_multiple_of(window) {
         return parent_bits;
     }
     let last = header_at(height - 1);
@@ -54,7 +54,7 @@ pub fn check_timewarp(
     if height == 0 {
         return Ok(());
     }
-    if height % window == 0 {
+    if height.is_multiple_of(window) {
         let min = header_at(height - 1)
             .time
             .saturating_sub(params.timewarp_grace_secs);

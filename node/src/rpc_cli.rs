@@ -36,7 +36,7 @@ pub fn parse_param(raw: &str) -> Value {
 pub fn run(args: RpcArgs) -> anyhow::Result<()> {
     let client = match (&args.rpc_url, &args.cookie) {
         (Some(url), Some(cookie)) => RpcClient::from_url(url, cookie)?,
-        (None, None) => RpcClient::from_datadir(&datadir_of(&args.datadir))?,
+        (None, None) => RpcClient::from_datadir(datadir_of(&args.datadir))?,
         _ => bail!("--rpc-url and --cookie go together"),
     };
     let params = Value::Array(args.params.iter().map(|p| parse_param(p)).collect());

@@ -317,10 +317,10 @@ pub fn up(
         let pid = child.id();
         let started = Instant::now();
         let info = loop {
-            if let Ok(info) = crate::datadir::read_node_info(&datadir) {
-                if info.pid == pid {
-                    break info;
-                }
+            if let Ok(info) = crate::datadir::read_node_info(&datadir)
+                && info.pid == pid
+            {
+                break info;
             }
             if let Some(status) = child.try_wait()? {
                 bar.finish_and_clear();
@@ -558,10 +558,10 @@ fn wait_for_cut(devnet: &Devnet, groups: &[Vec<String>]) -> anyhow::Result<()> {
         let mut crossing = Vec::new();
         for a in &devnet.nodes {
             for peer in peer_ids(&client(a)?)? {
-                if let Some(b) = devnet.nodes.iter().find(|n| n.peer_id == peer) {
-                    if group_of(groups, &a.name) != group_of(groups, &b.name) {
-                        crossing.push(format!("{}–{}", a.name, b.name));
-                    }
+                if let Some(b) = devnet.nodes.iter().find(|n| n.peer_id == peer)
+                    && group_of(groups, &a.name) != group_of(groups, &b.name)
+                {
+                    crossing.push(format!("{}–{}", a.name, b.name));
                 }
             }
         }

@@ -489,13 +489,13 @@ impl<S: ChainStore> ChainState<S> {
         let mut outcome = result?;
         if let Some(pos) = invalidated.iter().position(|(h, _)| *h == hash) {
             outcome = ImportOutcome::Invalid(invalidated.remove(pos).1);
-        } else if outcome == ImportOutcome::SideChain {
-            if let Some(entry) = self.entries.get(&hash) {
-                if let Validity::InvalidAncestor(bad) = entry.validity {
-                    outcome = ImportOutcome::Invalid(BlockError::InvalidAncestor(bad));
-                } else if self.is_active(&hash) {
-                    outcome = ImportOutcome::Active;
-                }
+        } else if outcome == ImportOutcome::SideChain
+            && let Some(entry) = self.entries.get(&hash)
+        {
+            if let Validity::InvalidAncestor(bad) = entry.validity {
+                outcome = ImportOutcome::Invalid(BlockError::InvalidAncestor(bad));
+            } else if self.is_active(&hash) {
+                outcome = ImportOutcome::Active;
             }
         }
         let tip_changed = self.tip_change_since(&old_tip)?;
@@ -632,20 +632,20 @@ impl<S: ChainStore> ChainState<S> {
             },
         };
         let parent = self.entries.get(&header.prev_blockhash).cloned();
-        if let Some(parent) = &parent {
-            if parent.validity.is_invalid() {
-                let bad = match parent.validity {
-                    Validity::InvalidAncestor(root) => root,
-                    _ => parent.hash,
-                };
-                entry.validity = Validity::InvalidAncestor(bad);
-                self.store.write(StoreBatch {
-                    index: vec![entry.clone()],
-                    ..Default::default()
-                })?;
-                self.insert_entry(entry);
-                return Ok(Err(BlockError::InvalidAncestor(bad)));
-            }
+        if let Some(parent) = &parent
+            && parent.validity.is_invalid()
+        {
+            let bad = match parent.validity {
+                Validity::InvalidAncestor(root) => root,
+                _ => parent.hash,
+            };
+            entry.validity = Validity::InvalidAncestor(bad);
+            self.store.write(StoreBatch {
+                index: vec![entry.clone()],
+                ..Default::default()
+            })?;
+            self.insert_entry(entry);
+            return Ok(Err(BlockError::InvalidAncestor(bad)));
         }
         entry.has_data = true;
         let parent_available = parent.is_some_and(|p| p.seq > 0);
@@ -999,11 +999,11 @@ impl<S: ChainStore> ChainState<S> {
         }
         let mut updated = Vec::new();
         for h in affected {
-            if let Some(entry) = self.entries.get_mut(&h) {
-                if entry.validity.is_invalid() {
-                    entry.validity = Validity::HeaderValid;
-                    updated.push(entry.clone());
-                }
+            if let Some(entry) = self.entries.get_mut(&h)
+                && entry.validity.is_invalid()
+            {
+                entry.validity = Validity::HeaderValid;
+                updated.push(entry.clone());
             }
         }
         self.store.write(StoreBatch {

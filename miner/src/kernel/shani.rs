@@ -109,7 +109,7 @@ fn advance<const N: usize>(m: &mut [[__m128i; N]; 4]) -> [__m128i; N] {
 }
 
 /// The first candidate nonce in `start..start + count`, `N` nonces per step.
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1,avx")]
 pub(super) fn scan<const N: usize>(job: &Job, start: u32, count: u32) -> Option<u32> {
     // Rounds 0 and 1 of the second block see only the template (merkle tail, time).
     let mut after_two = job.midstate;
