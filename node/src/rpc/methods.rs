@@ -686,7 +686,11 @@ pub async fn call(
 /// Hashes per second the network did over the last `window` blocks (work / time).
 fn network_hashps(state: &NodeState, window: u32) -> f64 {
     let tip = state.chain.tip();
-    let start_height = tip.height.saturating_sub(window);
+    // The genesis timestamp is arbitrary (set in genesis.json), so windows start at block 1.
+    let start_height = tip.height.saturating_sub(window).max(1);
+    if tip.height <= start_height {
+        return 0.0;
+    }
     let Some(start) = state
         .chain
         .hash_at(start_height)
