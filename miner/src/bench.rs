@@ -56,7 +56,7 @@ impl KernelRate {
     }
 }
 
-/// The outcome of [`bench`].
+/// The outcome of [`bench()`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchReport {
     /// The kernel the report is about (the requested one, or the best), run for the full time.

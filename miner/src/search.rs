@@ -35,8 +35,9 @@ impl Default for MinerConfig {
     }
 }
 
-/// A multithreaded SHA-256d nonce searcher. It is `Sync`: share it (e.g. in an `Arc`) and run
-/// one search at a time per miner, each on the calling thread plus `threads - 1` others.
+/// A multithreaded SHA-256d nonce searcher. A search runs on the calling thread plus
+/// `threads - 1` scoped helpers, all joined before it returns. The miner is `Sync`: the node
+/// can keep it in an `Arc` and read [`hashes_done`](Self::hashes_done) while it mines.
 #[derive(Debug)]
 pub struct Miner {
     kernel: Kernel,
@@ -195,8 +196,9 @@ impl Miner {
         }))
     }
 
-    /// Sweeps `nonces` of `header` as it is (no extranonce): the first nonce found whose hash
-    /// meets `target`, with that hash, or `None` if the range held none or `cancel` fired.
+    /// Sweeps `nonces` of `header` as it is (no extranonce): a nonce whose hash meets `target`
+    /// (the lowest one on a single thread), with that hash, or `None` if the range held none
+    /// or `cancel` fired.
     pub fn search_header(
         &self,
         header: &BlockHeader,

@@ -151,7 +151,7 @@ impl Kernel {
 
     /// The first nonce in `start..start + count` whose hash is a candidate for `job`'s target
     /// (see the module docs), or `None`. `start + count` must not exceed 2^32.
-    pub fn scan(self, job: &Job, start: u32, count: u32) -> Option<u32> {
+    pub(crate) fn scan(self, job: &Job, start: u32, count: u32) -> Option<u32> {
         debug_assert!(u64::from(start) + u64::from(count) <= 1 << 32);
         if count == 0 {
             return None;
@@ -185,8 +185,11 @@ impl Kernel {
     }
 }
 
-/// How many independent nonces the SHA-NI kernel interleaves.
-const SHANI_STREAMS: usize = 2;
+/// How many independent nonces the SHA-NI kernel interleaves: enough to cover a 3-4 cycle
+/// `sha256rnds2` latency on CPUs that issue one per cycle, few enough that the state of every
+/// stream stays in the sixteen registers SHA instructions can reach. (On the Intel CPU measured,
+/// which issues one every third cycle, 2, 3 and 4 streams run at the same speed.)
+const SHANI_STREAMS: usize = 3;
 
 impl fmt::Display for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -209,7 +212,7 @@ impl FromStr for Kernel {
 /// reuses. Building one costs a single compression; it is rebuilt whenever anything but the
 /// nonce changes (an extranonce roll changes the merkle root).
 #[derive(Clone, Debug)]
-pub struct Job {
+pub(crate) struct Job {
     header: [u8; 80],
     target: [u8; 32],
     /// The target's most significant 32 bits (little-endian bytes 28..32).
@@ -223,7 +226,7 @@ pub struct Job {
 impl Job {
     /// Prepares `header` (its nonce field is ignored) for sweeping against `target`
     /// (little-endian bytes, as `Target::to_le_bytes`).
-    pub fn new(header: &[u8; 80], target: &[u8; 32]) -> Job {
+    pub(crate) fn new(header: &[u8; 80], target: &[u8; 32]) -> Job {
         let mut midstate = IV;
         let first: [u8; 64] = header[..64]
             .try_into()
