@@ -9,6 +9,7 @@ pub mod config;
 pub mod datadir;
 pub mod mempool;
 pub mod mining;
+pub mod network;
 pub mod rpc;
 pub mod rpc_cli;
 pub mod store;
@@ -37,6 +38,18 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(network = %params.network_id, height = state.chain.height(), tip = %state.chain.tip().hash, "chain loaded");
     let (chain, chain_thread) = chain_task::spawn(state);
 
+    let network = network::start(
+        network::NetworkConfig {
+            listen: config.listen.clone(),
+            peers: config.peers.clone(),
+            mdns: config.mdns,
+            datadir: datadir.path().to_path_buf(),
+        },
+        chain.clone(),
+    )
+    .await
+    .context("starting the p2p network")?;
+
     let listener = tokio::net::TcpListener::bind(config.rpc_addr)
         .await
         .with_context(|| format!("binding the RPC server to {}", config.rpc_addr))?;
@@ -60,6 +73,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         mining: mining.clone(),
         cookie_secret,
         shutdown: shutdown_tx,
+        network: network.handle.clone(),
     });
     let mut stop_rx = shutdown_rx.clone();
     let server =
@@ -85,11 +99,16 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     datadir.write_node_info(&NodeInfoFile {
         rpc: rpc_addr.to_string(),
-        p2p: Vec::new(),
-        peer_id: String::new(),
+        p2p: network.listen_addrs.iter().map(|a| a.to_string()).collect(),
+        peer_id: network.peer_id.to_string(),
         pid: std::process::id(),
     })?;
-    println!("ready rpc={rpc_addr} p2p=none peer_id=none");
+    let p2p = network
+        .listen_addrs
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "none".into());
+    println!("ready rpc={rpc_addr} p2p={p2p} peer_id={}", network.peer_id);
     tracing::info!(%rpc_addr, datadir = %datadir.path().display(), mining = config.mine, "ready");
 
     let mut stop_rx = shutdown_rx.clone();
@@ -105,6 +124,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // drain its queue and flush the store before the lock is released.
     mining.shutdown();
     let _ = tokio::task::spawn_blocking(move || mining_thread.join()).await;
+    network.handle.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(5), network.task).await;
     let _ = ctx.shutdown.send(true);
     drop(ctx);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

@@ -24,6 +24,8 @@ pub struct RpcContext {
     pub cookie_secret: String,
     /// Set to `true` by `stop`.
     pub shutdown: watch::Sender<bool>,
+    /// The p2p network.
+    pub network: crate::network::NetworkHandle,
 }
 
 /// Every method, for `help` and for the "method not found" check.
@@ -666,16 +668,9 @@ pub async fn call(
             let _ = ctx.shutdown.send(true);
             Ok(json!("cairn stopping"))
         }
-        // Until the p2p network lands (issue 6) a node has no peers and no bans: the
-        // queries answer truthfully with empty lists, the commands refuse honestly.
-        "getpeerinfo" | "listbanned" => {
-            p.at_most(0)?;
-            Ok(json!([]))
+        m if crate::network::rpc::METHODS.contains(&m) => {
+            crate::network::rpc::call(&ctx.network, method, &p.list).await
         }
-        "addnode" | "disconnectnode" | "setban" | "setnetworkactive" => Err(RpcError::new(
-            codes::P2P_ERROR,
-            format!("{method}: peer-to-peer networking is not available in this build yet"),
-        )),
         _ => Err(RpcError::new(
             codes::METHOD_NOT_FOUND,
             format!("Method not found: {method}"),

@@ -1,0 +1,417 @@
+//! Validation of gossiped blocks and transactions before gossipsub may forward them.
+//!
+//! Gossipsub runs with `validate_messages()`: a message is held until the node reports a
+//! verdict. [`Validator`] decodes each message, hands it to the chain owner and turns the
+//! outcome into a verdict:
+//! - **Accept**: valid (or already known and valid): forward it.
+//! - **Ignore**: not a verdict on the sender (orphan, duplicate, time too new, already
+//!   known, conflicts, fee policy): drop it quietly.
+//! - **Reject**: could not have come from an honest node (bad proof of work, bad merkle
+//!   root, bad signature, broken context-free rule, undecodable bytes): drop it, penalise
+//!   the gossipsub score and report the offense so the peer is banned.
+//!
+//! Messages are validated one at a time, in arrival order, on one task: a parent gossiped
+//! just before its child is imported first, and the event loop never waits on the chain.
+
+use super::peers::{Offense, RecentSet};
+use crate::chain_task::{ChainHandle, NodeState, unix_now};
+use crate::mempool::MempoolError;
+use cairn_core::chain::ChainError;
+use cairn_core::{
+    Block, BlockError, BlockHash, ImportOutcome, ImportReport, Transaction, TxError, Txid, encoding,
+};
+use libp2p::PeerId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Blocks and transactions being imported from the network (gossip or sync). The event
+/// loop does not publish the `BlockAccepted`/`TxAccepted` event of such an import:
+/// gossipsub already forwards a message it was told to Accept, and synced blocks are old
+/// news. Each mark is consumed by the one event it silences, and dropped at once when the
+/// import produced no event, so a later local submission of the same item is announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Received {
+    /// A block, by hash.
+    Block(BlockHash),
+    /// A transaction, by txid.
+    Tx(Txid),
+}
+
+/// Shared record of [`Received`] items (bounded).
+pub type ReceivedSet = Arc<Mutex<RecentSet<Received>>>;
+
+/// How many received items are remembered: more than a sync batch and a burst of gossip.
+pub const RECEIVED_CAPACITY: usize = 16 * 1024;
+
+/// A new, empty [`ReceivedSet`].
+pub fn received_set() -> ReceivedSet {
+    Arc::new(Mutex::new(RecentSet::new(RECEIVED_CAPACITY)))
+}
+
+/// Imports a block that came from the network, marked so that its event is not
+/// published. Runs on the chain owner (inside [`ChainHandle::call`]).
+pub fn submit_network_block(
+    state: &mut NodeState,
+    received: &ReceivedSet,
+    block: Block,
+    now: u64,
+) -> Result<ImportReport, ChainError> {
+    let key = Received::Block(block.block_hash());
+    lock(received).insert(key);
+    let report = state.submit_block(block, now);
+    let announced = matches!(&report, Ok(r) if matches!(r.outcome, ImportOutcome::Active | ImportOutcome::SideChain));
+    if !announced {
+        lock(received).remove(&key);
+    }
+    report
+}
+
+/// Submits a transaction that came from the network, marked so that its event is not
+/// published. Runs on the chain owner.
+pub fn submit_network_tx(
+    state: &mut NodeState,
+    received: &ReceivedSet,
+    tx: Transaction,
+    now: u64,
+) -> Result<(), MempoolError> {
+    let key = Received::Tx(tx.txid());
+    lock(received).insert(key);
+    let result = state.submit_tx(tx, now).map(|_| ());
+    if result.is_err() {
+        lock(received).remove(&key);
+    }
+    result
+}
+
+/// Whether the event for `item` belongs to a network import (consumes the mark).
+pub fn take_received(set: &ReceivedSet, item: &Received) -> bool {
+    lock(set).remove(item)
+}
+
+fn lock(set: &ReceivedSet) -> std::sync::MutexGuard<'_, RecentSet<Received>> {
+    set.lock()
+        .expect("the received set is never poisoned: nothing panics while holding it")
+}
+
+/// Which topic a message came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The blocks topic.
+    Block,
+    /// The transactions topic.
+    Tx,
+}
+
+/// A message waiting for validation.
+#[derive(Debug)]
+pub struct Job {
+    /// Gossipsub's id (SHA-256 of the data).
+    pub message_id: MessageId,
+    /// The peer that forwarded it to us.
+    pub source: PeerId,
+    /// The topic.
+    pub kind: Kind,
+    /// The raw message.
+    pub data: Vec<u8>,
+}
+
+/// The outcome of validating one message.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Gossipsub's id.
+    pub message_id: MessageId,
+    /// The peer that forwarded it.
+    pub source: PeerId,
+    /// What gossipsub should do with it.
+    pub acceptance: MessageAcceptance,
+    /// What the peer did wrong, if anything.
+    pub offense: Option<Offense>,
+    /// The block's parent is unknown: sync from the source (gossip alone cannot heal a
+    /// partition).
+    pub orphan: bool,
+    /// Height of an accepted block (the source's chain goes at least this far).
+    pub block_height: Option<u32>,
+    /// What it was, for logs.
+    pub summary: String,
+}
+
+/// The verdict on a block given the chain's import outcome; `stored_valid` says whether the
+/// chain holds the block's body and does not consider it invalid.
+pub fn classify_block(
+    outcome: &ImportOutcome,
+    stored_valid: bool,
+) -> (MessageAcceptance, Option<Offense>) {
+    match outcome {
+        ImportOutcome::Active | ImportOutcome::SideChain => (MessageAcceptance::Accept, None),
+        // Already stored and valid (typically fetched by sync first): still worth forwarding.
+        ImportOutcome::AlreadyHave if stored_valid => (MessageAcceptance::Accept, None),
+        // Already in the orphan pool: a duplicate.
+        ImportOutcome::AlreadyHave | ImportOutcome::Orphan => (MessageAcceptance::Ignore, None),
+        ImportOutcome::Invalid(e) => classify_block_error(e),
+    }
+}
+
+/// The verdict on an invalid block.
+pub fn classify_block_error(error: &BlockError) -> (MessageAcceptance, Option<Offense>) {
+    match error {
+        // Descending from a block *we* hold invalid may be a manual `invalidateblock` here:
+        // honest peers can relay such blocks. Penalise a little, do not ban.
+        BlockError::KnownInvalid(_) | BlockError::InvalidAncestor(_) => (
+            MessageAcceptance::Reject,
+            Some(Offense::BadResponse(error.to_string())),
+        ),
+        e if e.is_misbehavior() => (
+            MessageAcceptance::Reject,
+            Some(Offense::Consensus(format!("{} ({e})", e.reject_reason()))),
+        ),
+        _ => (MessageAcceptance::Ignore, None),
+    }
+}
+
+/// Whether a transaction error proves the sender dishonest or broken: a context-free rule
+/// or a signature. Rules that depend on our view of the chain (missing inputs, maturity,
+/// lock height, amounts of coins) are not verdicts on the sender.
+pub fn tx_error_is_misbehavior(error: &TxError) -> bool {
+    match error {
+        TxError::Version(_)
+        | TxError::NoOutputs
+        | TxError::ZeroOutput(_)
+        | TxError::OutputTooLarge { .. }
+        | TxError::OutputTotalTooLarge
+        | TxError::DuplicateInput(_)
+        | TxError::DataTooLong(_)
+        | TxError::TooLarge { .. }
+        | TxError::UnexpectedCoinbase
+        | TxError::WrongKey { .. }
+        | TxError::BadSignature { .. } => true,
+        TxError::MissingOrSpent(_)
+        | TxError::PrematureCoinbaseSpend { .. }
+        | TxError::InputTotalOverflow
+        | TxError::InputsBelowOutputs { .. }
+        | TxError::NonFinal { .. } => false,
+    }
+}
+
+/// The verdict on a transaction given the mempool's answer.
+pub fn classify_tx(result: &Result<(), MempoolError>) -> (MessageAcceptance, Option<Offense>) {
+    match result {
+        Ok(()) => (MessageAcceptance::Accept, None),
+        Err(MempoolError::Tx(e)) if tx_error_is_misbehavior(e) => (
+            MessageAcceptance::Reject,
+            Some(Offense::Consensus(format!("{} ({e})", e.reject_reason()))),
+        ),
+        Err(_) => (MessageAcceptance::Ignore, None),
+    }
+}
+
+/// Validates gossip messages one by one; see the module docs.
+pub struct Validator {
+    chain: ChainHandle,
+    received: ReceivedSet,
+    jobs: mpsc::Receiver<Job>,
+    verdicts: mpsc::Sender<Verdict>,
+}
+
+impl Validator {
+    /// A validator reading `jobs` and answering on `verdicts`.
+    pub fn new(
+        chain: ChainHandle,
+        received: ReceivedSet,
+        jobs: mpsc::Receiver<Job>,
+        verdicts: mpsc::Sender<Verdict>,
+    ) -> Validator {
+        Validator {
+            chain,
+            received,
+            jobs,
+            verdicts,
+        }
+    }
+
+    /// Runs until the job channel closes or the node stops.
+    pub async fn run(mut self) {
+        while let Some(job) = self.jobs.recv().await {
+            let Some(verdict) = self.validate(job).await else {
+                return;
+            };
+            if self.verdicts.send(verdict).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The verdict on one message; `None` once the chain owner is gone.
+    async fn validate(&self, job: Job) -> Option<Verdict> {
+        let Job {
+            message_id,
+            source,
+            kind,
+            data,
+        } = job;
+        let mut verdict = Verdict {
+            message_id,
+            source,
+            acceptance: MessageAcceptance::Ignore,
+            offense: None,
+            orphan: false,
+            block_height: None,
+            summary: String::new(),
+        };
+        match kind {
+            Kind::Block => {
+                let block: Block = match encoding::decode(&data) {
+                    Ok(block) => block,
+                    Err(e) => {
+                        verdict.acceptance = MessageAcceptance::Reject;
+                        verdict.offense =
+                            Some(Offense::Malformed(format!("undecodable block: {e}")));
+                        verdict.summary = "undecodable block".into();
+                        return Some(verdict);
+                    }
+                };
+                let hash = block.block_hash();
+                verdict.summary = format!("block {hash}");
+                let received = self.received.clone();
+                let outcome = self
+                    .chain
+                    .call(move |s| {
+                        let report = submit_network_block(s, &received, block, unix_now());
+                        let entry = s.chain.entry(&hash);
+                        let height = entry.map(|e| e.height);
+                        let stored_valid =
+                            entry.is_some_and(|e| e.has_data && !e.validity.is_invalid());
+                        (report, height, stored_valid)
+                    })
+                    .await
+                    .ok()?;
+                match outcome {
+                    (Ok(report), height, stored_valid) => {
+                        let (acceptance, offense) = classify_block(&report.outcome, stored_valid);
+                        verdict.acceptance = acceptance;
+                        verdict.offense = offense;
+                        verdict.orphan = report.outcome == ImportOutcome::Orphan;
+                        if acceptance == MessageAcceptance::Accept {
+                            verdict.block_height = height;
+                        }
+                        if let ImportOutcome::Invalid(e) = &report.outcome {
+                            verdict.summary = format!("block {hash}: {e}");
+                        }
+                    }
+                    (Err(e), _, _) => {
+                        tracing::error!("importing gossiped block {hash}: {e}");
+                    }
+                }
+            }
+            Kind::Tx => {
+                let tx: Transaction = match encoding::decode(&data) {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        verdict.acceptance = MessageAcceptance::Reject;
+                        verdict.offense =
+                            Some(Offense::Malformed(format!("undecodable transaction: {e}")));
+                        verdict.summary = "undecodable transaction".into();
+                        return Some(verdict);
+                    }
+                };
+                let txid = tx.txid();
+                verdict.summary = format!("tx {txid}");
+                let received = self.received.clone();
+                let result = self
+                    .chain
+                    .call(move |s| submit_network_tx(s, &received, tx, unix_now()))
+                    .await
+                    .ok()?;
+                let (acceptance, offense) = classify_tx(&result);
+                verdict.acceptance = acceptance;
+                verdict.offense = offense;
+                if let Err(e) = &result {
+                    verdict.summary = format!("tx {txid}: {}", e.reject_reason());
+                }
+            }
+        }
+        Some(verdict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{MerkleRoot, OutPoint};
+
+    #[test]
+    fn blocks_are_classified_as_the_brief_says() {
+        assert_eq!(
+            classify_block(&ImportOutcome::Active, true).0,
+            MessageAcceptance::Accept
+        );
+        assert_eq!(
+            classify_block(&ImportOutcome::SideChain, true).0,
+            MessageAcceptance::Accept
+        );
+        assert_eq!(
+            classify_block(&ImportOutcome::Orphan, false),
+            (MessageAcceptance::Ignore, None)
+        );
+        assert_eq!(
+            classify_block(&ImportOutcome::AlreadyHave, true),
+            (MessageAcceptance::Accept, None)
+        );
+        assert_eq!(
+            classify_block(&ImportOutcome::AlreadyHave, false),
+            (MessageAcceptance::Ignore, None)
+        );
+        let high_hash = ImportOutcome::Invalid(BlockError::HighHash(BlockHash::default()));
+        let (acceptance, offense) = classify_block(&high_hash, false);
+        assert_eq!(acceptance, MessageAcceptance::Reject);
+        assert!(matches!(offense, Some(Offense::Consensus(r)) if r.contains("high-hash")));
+        let merkle = BlockError::BadMerkleRoot {
+            header: MerkleRoot::default(),
+            computed: MerkleRoot::default(),
+        };
+        assert!(matches!(
+            classify_block_error(&merkle).1,
+            Some(Offense::Consensus(_))
+        ));
+        let too_new = BlockError::TimeTooNew { time: 0, max: 0 };
+        assert_eq!(
+            classify_block_error(&too_new),
+            (MessageAcceptance::Ignore, None)
+        );
+        let descendant = BlockError::InvalidAncestor(BlockHash::default());
+        assert!(matches!(
+            classify_block_error(&descendant),
+            (MessageAcceptance::Reject, Some(Offense::BadResponse(_)))
+        ));
+    }
+
+    #[test]
+    fn transactions_are_classified_as_the_brief_says() {
+        let outpoint = OutPoint {
+            txid: Txid::default(),
+            vout: 0,
+        };
+        assert_eq!(classify_tx(&Ok(())).0, MessageAcceptance::Accept);
+        assert_eq!(
+            classify_tx(&Err(MempoolError::AlreadyKnown(Txid::default()))),
+            (MessageAcceptance::Ignore, None)
+        );
+        assert_eq!(
+            classify_tx(&Err(MempoolError::Tx(TxError::MissingOrSpent(outpoint)))),
+            (MessageAcceptance::Ignore, None)
+        );
+        assert_eq!(
+            classify_tx(&Err(MempoolError::Full)),
+            (MessageAcceptance::Ignore, None)
+        );
+        let (acceptance, offense) =
+            classify_tx(&Err(MempoolError::Tx(TxError::WrongKey { index: 0 })));
+        assert_eq!(acceptance, MessageAcceptance::Reject);
+        assert!(matches!(offense, Some(Offense::Consensus(_))));
+        assert!(tx_error_is_misbehavior(&TxError::DuplicateInput(outpoint)));
+        assert!(!tx_error_is_misbehavior(&TxError::NonFinal {
+            lock_height: 5,
+            height: 1
+        }));
+    }
+}

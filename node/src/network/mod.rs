@@ -1,0 +1,389 @@
+//! The peer-to-peer network: libp2p over TCP + noise + yamux.
+//!
+//! - [`protocol`]: every protocol id, topic name and message bound (the one place).
+//! - [`codec`]: bounded framing of the sync protocol.
+//! - [`behaviour`]: the libp2p behaviour and swarm.
+//! - [`event_loop`]: the one task that owns the swarm (STYLE §4); everyone else holds a
+//!   cloneable [`NetworkHandle`].
+//! - [`gossip`]: validation of gossiped blocks and transactions before they are forwarded.
+//! - [`sync`]: headers-first catch-up.
+//! - [`peers`]: misbehaviour scores, bans, static peers, rate limits.
+//! - [`rpc`]: `getpeerinfo`, `addnode`, `disconnectnode`, `setban`, `listbanned`,
+//!   `setnetworkactive`.
+//!
+//! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
+
+pub mod behaviour;
+pub mod codec;
+pub mod event_loop;
+pub mod gossip;
+pub mod identity;
+pub mod peers;
+pub mod protocol;
+pub mod rpc;
+pub mod sync;
+
+use crate::chain_task::ChainHandle;
+use libp2p::{Multiaddr, PeerId};
+use peers::{Ban, Offense};
+use protocol::{SyncRequest, SyncResponse};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use behaviour::BuildError;
+
+/// What the node was told about the network on its command line.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkConfig {
+    /// Listen multiaddrs (`--listen`); empty means `/ip4/127.0.0.1/tcp/0`.
+    pub listen: Vec<String>,
+    /// Static peers (`--peer`), multiaddrs with or without `/p2p/ID`.
+    pub peers: Vec<String>,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    /// The data directory: holds `p2p_key` and `banlist.json`.
+    pub datadir: PathBuf,
+}
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "/ip4/127.0.0.1/tcp/0";
+
+/// How long [`start`] waits for the listeners to come up.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the network could not start or a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// A `--listen`, `--peer` or `addnode` address is not a multiaddr.
+    #[error("invalid multiaddr {addr:?}: {reason}")]
+    InvalidAddress {
+        /// As given.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The identity key file is unusable.
+    #[error("p2p identity key {}: {reason}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ban list file is unusable.
+    #[error("{0}")]
+    BanList(String),
+    /// The swarm could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A listen address could not be bound.
+    #[error("listening on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The network task is gone.
+    #[error("the network task has stopped")]
+    Stopped,
+    /// No connection to this peer.
+    #[error("peer {0} is not connected")]
+    NotConnected(PeerId),
+    /// `setban remove` of a peer that is not banned.
+    #[error("peer {0} is not banned")]
+    NotBanned(PeerId),
+    /// The peer is banned.
+    #[error("peer {0} is banned; lift the ban with setban {0} remove")]
+    Banned(PeerId),
+    /// `addnode … remove` of an address that was never added.
+    #[error("{0} was not added with addnode or --peer")]
+    NotAdded(Multiaddr),
+    /// The network is switched off.
+    #[error("the network is inactive (setnetworkactive false)")]
+    Inactive,
+    /// This is our own peer id.
+    #[error("{0} is this node")]
+    SelfPeer(PeerId),
+}
+
+/// Why a sync request got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// The peer did not answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The request failed (connection closed, dial failed, protocol unsupported).
+    #[error("{0}")]
+    Failed(String),
+    /// The network task is gone.
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+/// One connected peer, as `getpeerinfo` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Remote address of the connection.
+    pub addr: String,
+    /// Whether it connected to us.
+    pub inbound: bool,
+    /// Unix time of the connection.
+    pub connected_since: u64,
+    /// Height of its best block, from its status and the blocks it announced (null before
+    /// the handshake).
+    pub best_height: Option<u32>,
+    /// Last ping round trip in milliseconds (null before the first pong).
+    pub ping_ms: Option<f64>,
+    /// Misbehaviour score (banned at [`peers::BAN_THRESHOLD`]).
+    pub misbehavior: u32,
+}
+
+/// `addnode`'s command (Bitcoin Core's `add`, `remove`, `onetry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddNodeMode {
+    /// Keep connected, redial with backoff.
+    Add,
+    /// Forget an added node (the connection stays).
+    Remove,
+    /// Dial once.
+    OneTry,
+}
+
+/// Requests to the event loop; each carries its reply channel.
+#[derive(Debug)]
+pub(crate) enum Command {
+    PeerInfo(oneshot::Sender<Vec<PeerInfo>>),
+    AddNode {
+        addr: Multiaddr,
+        mode: AddNodeMode,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Ban {
+        peer: PeerId,
+        duration: Duration,
+        reason: String,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Unban {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    ListBanned(oneshot::Sender<Vec<Ban>>),
+    SetActive {
+        active: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Request {
+        peer: PeerId,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, RequestError>>,
+    },
+    Report {
+        peer: PeerId,
+        offense: Offense,
+    },
+}
+
+/// A cheap, cloneable handle to the network task.
+#[derive(Clone, Debug)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    shutdown: Arc<watch::Sender<bool>>,
+    local_peer_id: PeerId,
+}
+
+impl NetworkHandle {
+    async fn ask<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command,
+    ) -> Result<R, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Connected peers.
+    pub async fn peer_info(&self) -> Result<Vec<PeerInfo>, NetworkError> {
+        self.ask(Command::PeerInfo).await
+    }
+
+    /// Adds, removes or tries a node (`addnode`).
+    pub async fn add_node(&self, addr: Multiaddr, mode: AddNodeMode) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::AddNode { addr, mode, reply })
+            .await?
+    }
+
+    /// Closes every connection to `peer` (`disconnectnode`).
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Disconnect { peer, reply })
+            .await?
+    }
+
+    /// Bans `peer` for `duration` (`setban add`): disconnects it and refuses it.
+    pub async fn ban(
+        &self,
+        peer: PeerId,
+        duration: Duration,
+        reason: String,
+    ) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Ban {
+            peer,
+            duration,
+            reason,
+            reply,
+        })
+        .await?
+    }
+
+    /// Lifts a ban (`setban remove`).
+    pub async fn unban(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Unban { peer, reply }).await?
+    }
+
+    /// Current bans (`listbanned`).
+    pub async fn list_banned(&self) -> Result<Vec<Ban>, NetworkError> {
+        self.ask(Command::ListBanned).await
+    }
+
+    /// Switches the network on or off (`setnetworkactive`); returns the new state.
+    pub async fn set_active(&self, active: bool) -> Result<bool, NetworkError> {
+        self.ask(|reply| Command::SetActive { active, reply }).await
+    }
+
+    /// The addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// Sends a sync request to `peer` and waits for the answer (bounded by the protocol's
+    /// request timeout).
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: SyncRequest,
+    ) -> Result<SyncResponse, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                peer,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        let deadline = behaviour::SYNC_REQUEST_TIMEOUT + Duration::from_secs(5);
+        match tokio::time::timeout(deadline, answer).await {
+            Err(_) => Err(RequestError::Timeout),
+            Ok(Err(_)) => Err(RequestError::Stopped),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Reports a misbehaving peer (its score rises; at the threshold it is banned).
+    pub async fn report(&self, peer: PeerId, offense: Offense) {
+        let _ = self.commands.send(Command::Report { peer, offense }).await;
+    }
+
+    /// Asks the network task to stop: every connection is closed and the task ends.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Everything [`start`] returns.
+pub struct Started {
+    /// The handle.
+    pub handle: NetworkHandle,
+    /// The event loop task; ends after [`NetworkHandle::shutdown`].
+    pub task: tokio::task::JoinHandle<()>,
+    /// Addresses actually listened on (ports resolved), each with `/p2p/ID` appended.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// This node's peer id.
+    pub peer_id: PeerId,
+}
+
+/// Parses a multiaddr, also accepting `IP:PORT` as `/ip4|ip6/IP/tcp/PORT`.
+pub fn parse_multiaddr(s: &str) -> Result<Multiaddr, NetworkError> {
+    let s = s.trim();
+    match s.parse::<Multiaddr>() {
+        Ok(addr) if !addr.is_empty() => Ok(addr),
+        Ok(_) => Err(NetworkError::InvalidAddress {
+            addr: s.into(),
+            reason: "empty".into(),
+        }),
+        Err(e) => match s.parse::<std::net::SocketAddr>() {
+            Ok(socket) => {
+                let ip = match socket.ip() {
+                    std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+                    std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+                };
+                Ok(Multiaddr::empty()
+                    .with(ip)
+                    .with(libp2p::multiaddr::Protocol::Tcp(socket.port())))
+            }
+            Err(_) => Err(NetworkError::InvalidAddress {
+                addr: s.into(),
+                reason: e.to_string(),
+            }),
+        },
+    }
+}
+
+/// Starts the network: loads (or creates) the identity in `DATADIR/p2p_key`, binds the
+/// listen addresses, and spawns the event loop, the gossip validator and the sync task.
+/// Returns once the listeners are up, with their actual addresses.
+pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started, NetworkError> {
+    let listen: Vec<Multiaddr> = if config.listen.is_empty() {
+        vec![
+            DEFAULT_LISTEN
+                .parse()
+                .expect("the default listen address is a valid multiaddr"),
+        ]
+    } else {
+        config
+            .listen
+            .iter()
+            .map(|s| parse_multiaddr(s))
+            .collect::<Result<_, _>>()?
+    };
+    let static_peers: Vec<Multiaddr> = config
+        .peers
+        .iter()
+        .map(|s| parse_multiaddr(s))
+        .collect::<Result<_, _>>()?;
+    let key = identity::load_or_create(&identity::key_path(&config.datadir))?;
+    let bans = peers::BanList::load(
+        &config.datadir.join("banlist.json"),
+        crate::chain_task::unix_now(),
+    )
+    .map_err(NetworkError::BanList)?;
+    event_loop::spawn(
+        key,
+        chain,
+        listen,
+        static_peers,
+        config.mdns,
+        bans,
+        LISTEN_TIMEOUT,
+    )
+    .await
+}
