@@ -2,4 +2,6 @@
 
 mod harness;
 mod node;
+mod p2p;
+mod testnet;
 mod wallet;
