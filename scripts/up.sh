@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release --locked -p cairn-node
 if [ "$#" -eq 0 ]; then set -- --mine; fi
-exec target/release/cairn testnet --dir "${DIR:-devnet}" up -n 3 "$@"
+exec target/release/cairn testnet --dir "${DIR:-devnet}" up "$@"
