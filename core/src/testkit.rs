@@ -23,6 +23,34 @@ pub fn mine(mut block: Block, params: &ChainParams) -> Block {
     block
 }
 
+/// A signed transaction spending `coins` (outpoints with the amounts they hold, all owned by
+/// `key`) to `outputs`, version 1, no lock height.
+pub fn signed_spend(
+    params: &ChainParams,
+    coins: &[(OutPoint, Amount)],
+    key: &SecretKey,
+    outputs: Vec<TxOut>,
+) -> Transaction {
+    let mut tx = Transaction {
+        version: crate::validation::TX_VERSION,
+        inputs: coins
+            .iter()
+            .map(|(prevout, _)| TxIn {
+                prevout: *prevout,
+                signature: [0; 64],
+                public_key: [0; 33],
+            })
+            .collect(),
+        outputs,
+        lock_height: 0,
+        data: vec![],
+    };
+    let signers: Vec<(Amount, &SecretKey)> =
+        coins.iter().map(|(_, amount)| (*amount, key)).collect();
+    tx.sign(&params.network_magic, &signers);
+    tx
+}
+
 /// A chain under construction with its own [`ChainState`], so every block it builds has the
 /// right difficulty and timestamps, on any branch.
 pub struct TestChain {
@@ -116,24 +144,9 @@ impl TestChain {
         key: &SecretKey,
         outputs: Vec<TxOut>,
     ) -> Transaction {
-        let mut tx = Transaction {
-            version: crate::validation::TX_VERSION,
-            inputs: coins
-                .iter()
-                .map(|(prevout, _)| TxIn {
-                    prevout: *prevout,
-                    signature: [0; 64],
-                    public_key: [0; 33],
-                })
-                .collect(),
-            outputs,
-            lock_height: 0,
-            data: vec![],
-        };
-        let signers: Vec<(Amount, &SecretKey)> =
-            coins.iter().map(|(_, c)| (c.output.amount, key)).collect();
-        tx.sign(&self.params().network_magic, &signers);
-        tx
+        let amounts: Vec<(OutPoint, Amount)> =
+            coins.iter().map(|(o, c)| (*o, c.output.amount)).collect();
+        signed_spend(self.params(), &amounts, key, outputs)
     }
 
     /// The genesis allocation of dev account `i`.

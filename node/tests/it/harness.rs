@@ -2,6 +2,7 @@
 //! drives them over JSON-RPC exactly as a user would. Every process is killed on drop and
 //! every wait is bounded.
 
+use cairn_core::{Amount, ChainParams, OutPoint, SecretKey, Transaction, TxOut, encoding};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -284,4 +285,74 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The regtest parameters every test node runs on.
+pub fn regtest() -> ChainParams {
+    ChainParams::regtest()
+}
+
+/// `key`'s address on regtest.
+pub fn address(key: &SecretKey) -> String {
+    regtest().address(&key.pubkey_hash())
+}
+
+/// `key`'s coins as the node reports them: (outpoint, amount, height, coinbase).
+pub fn utxos(node: &Node, key: &SecretKey) -> Vec<(OutPoint, u64, u64, bool)> {
+    let list = node.rpc("getaddressutxos", json!([address(key)]));
+    list.as_array()
+        .expect("getaddressutxos returns an array")
+        .iter()
+        .map(|u| {
+            let txid = u["txid"].as_str().unwrap().parse().unwrap();
+            let vout = u["vout"].as_u64().unwrap() as u32;
+            (
+                OutPoint { txid, vout },
+                u["amount"].as_u64().unwrap(),
+                u["height"].as_u64().unwrap(),
+                u["coinbase"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The genesis allocation of `key` (a dev account), as the node reports it.
+pub fn genesis_coin(node: &Node, key: &SecretKey) -> (OutPoint, u64) {
+    utxos(node, key)
+        .into_iter()
+        .find(|c| c.2 == 0)
+        .map(|(outpoint, amount, _, _)| (outpoint, amount))
+        .expect("genesis allocation")
+}
+
+/// A signed payment of `amount` from `key`'s `coins` to `to`, the rest minus `fee` back to `key`.
+pub fn spend(
+    key: &SecretKey,
+    coins: &[(OutPoint, u64)],
+    to: &SecretKey,
+    amount: u64,
+    fee: u64,
+) -> Transaction {
+    let total: u64 = coins.iter().map(|(_, a)| a).sum();
+    let mut outputs = vec![TxOut {
+        amount: Amount::from_base(amount),
+        address: to.pubkey_hash(),
+    }];
+    let change = total - amount - fee;
+    if change > 0 {
+        outputs.push(TxOut {
+            amount: Amount::from_base(change),
+            address: key.pubkey_hash(),
+        });
+    }
+    let amounts: Vec<(OutPoint, Amount)> = coins
+        .iter()
+        .map(|(o, a)| (*o, Amount::from_base(*a)))
+        .collect();
+    cairn_core::testkit::signed_spend(&regtest(), &amounts, key, outputs)
+}
+
+/// Raw transaction hex, as `sendrawtransaction` takes it.
+pub fn hex_of(tx: &Transaction) -> String {
+    hex::encode(encoding::encode(tx))
 }

@@ -1,95 +1,12 @@
 //! Single-node behaviour: persistence, mempool and RBF, invalidate/reconsider, bad input,
 //! the datadir lock.
 
-use crate::harness::{Node, NodeOpts, cairn_bin};
+use crate::harness::{
+    Node, NodeOpts, address, cairn_bin, genesis_coin, hex_of, regtest, spend, utxos,
+};
 use cairn_core::params::dev_secret_key;
-use cairn_core::{Amount, ChainParams, OutPoint, SecretKey, Transaction, TxIn, TxOut, encoding};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn regtest() -> ChainParams {
-    ChainParams::regtest()
-}
-
-fn address(key: &SecretKey) -> String {
-    regtest().address(&key.pubkey_hash())
-}
-
-/// A coin of `key` as the node reports it: (outpoint, amount, height, coinbase).
-fn utxos(node: &Node, key: &SecretKey) -> Vec<(OutPoint, u64, u64, bool)> {
-    let list = node.rpc("getaddressutxos", json!([address(key)]));
-    list.as_array()
-        .expect("array")
-        .iter()
-        .map(|u| {
-            let txid = u["txid"].as_str().unwrap().parse().unwrap();
-            let vout = u["vout"].as_u64().unwrap() as u32;
-            (
-                OutPoint { txid, vout },
-                u["amount"].as_u64().unwrap(),
-                u["height"].as_u64().unwrap(),
-                u["coinbase"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Signs a transaction spending `coins` of `key` to `to` (amount), change back to `key`.
-fn spend(
-    key: &SecretKey,
-    coins: &[(OutPoint, u64)],
-    to: &SecretKey,
-    amount: u64,
-    fee: u64,
-) -> Transaction {
-    let total: u64 = coins.iter().map(|(_, a)| a).sum();
-    let mut outputs = vec![TxOut {
-        amount: Amount::from_base(amount),
-        address: to.pubkey_hash(),
-    }];
-    let change = total - amount - fee;
-    if change > 0 {
-        outputs.push(TxOut {
-            amount: Amount::from_base(change),
-            address: key.pubkey_hash(),
-        });
-    }
-    let mut tx = Transaction {
-        version: 1,
-        inputs: coins
-            .iter()
-            .map(|(o, _)| TxIn {
-                prevout: *o,
-                signature: [0; 64],
-                public_key: [0; 33],
-            })
-            .collect(),
-        outputs,
-        lock_height: 0,
-        data: vec![],
-    };
-    let signers: Vec<(Amount, &SecretKey)> = coins
-        .iter()
-        .map(|(_, a)| (Amount::from_base(*a), key))
-        .collect();
-    tx.sign(&regtest().network_magic, &signers);
-    tx
-}
-
-fn hex_of(tx: &Transaction) -> String {
-    hex::encode(encoding::encode(tx))
-}
-
-fn genesis_coin(node: &Node, key: &SecretKey) -> (OutPoint, u64) {
-    let coins = utxos(node, key);
-    let (outpoint, amount, height, _) = coins
-        .iter()
-        .find(|c| c.2 == 0)
-        .copied()
-        .expect("genesis allocation");
-    assert_eq!(height, 0);
-    (outpoint, amount)
-}
 
 #[test]
 fn chain_survives_restart_with_the_same_tip_and_utxo_set() {

@@ -3,13 +3,10 @@
 //! RPCs. The misbehaving peers are small libp2p clients built here from the node's own
 //! protocol module, so they speak exactly what the node speaks until they cheat.
 
-use crate::harness::{Node, NodeOpts, wait_until};
+use crate::harness::{Node, NodeOpts, genesis_coin, regtest, spend, wait_until};
 use cairn_core::params::dev_secret_key;
 use cairn_core::pow::Target;
-use cairn_core::{
-    Amount, Block, BlockHeader, ChainParams, OutPoint, SecretKey, Transaction, TxIn, TxOut,
-    encoding,
-};
+use cairn_core::{Block, BlockHeader, Transaction, TxOut, encoding};
 use cairn_node::network::behaviour::{self, Behaviour, BehaviourEvent};
 use cairn_node::network::protocol::{self, Status, SyncRequest, SyncResponse, Topics};
 use futures::StreamExt;
@@ -21,10 +18,6 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-fn regtest() -> ChainParams {
-    ChainParams::regtest()
-}
 
 fn p2p(node: &Node) -> String {
     node.p2p.clone().expect("the node listens for peers")
@@ -123,55 +116,6 @@ fn wait_connected(a: &Node, b: &Node) {
     );
 }
 
-/// The genesis coin of dev account `index`.
-fn genesis_coin(node: &Node, key: &SecretKey) -> (OutPoint, u64) {
-    let list = node.rpc(
-        "getaddressutxos",
-        json!([regtest().address(&key.pubkey_hash())]),
-    );
-    let coin = list
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|u| u["height"] == 0)
-        .expect("genesis allocation");
-    let outpoint = OutPoint {
-        txid: coin["txid"].as_str().unwrap().parse().unwrap(),
-        vout: coin["vout"].as_u64().unwrap() as u32,
-    };
-    (outpoint, coin["amount"].as_u64().unwrap())
-}
-
-/// A signed payment of `amount` from `key`'s coin to `to`, change back, fee 1000.
-fn pay(key: &SecretKey, coin: (OutPoint, u64), to: &SecretKey, amount: u64) -> Transaction {
-    let fee = 1000;
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prevout: coin.0,
-            signature: [0; 64],
-            public_key: [0; 33],
-        }],
-        outputs: vec![
-            TxOut {
-                amount: Amount::from_base(amount),
-                address: to.pubkey_hash(),
-            },
-            TxOut {
-                amount: Amount::from_base(coin.1 - amount - fee),
-                address: key.pubkey_hash(),
-            },
-        ],
-        lock_height: 0,
-        data: vec![],
-    };
-    tx.sign(
-        &regtest().network_magic,
-        &[(Amount::from_base(coin.1), key)],
-    );
-    tx
-}
-
 fn send(node: &Node, tx: &Transaction) -> String {
     node.rpc(
         "sendrawtransaction",
@@ -202,7 +146,7 @@ fn three_nodes_converge_and_a_transaction_sent_to_one_is_mined_by_another() {
     assert_eq!(height(&c), 10);
 
     let (payer, payee) = (dev_secret_key(1), dev_secret_key(2));
-    let tx = pay(&payer, genesis_coin(&a, &payer), &payee, 5_000_000);
+    let tx = spend(&payer, &[genesis_coin(&a, &payer)], &payee, 5_000_000, 1000);
     let txid = send(&a, &tx);
     assert!(
         wait_until(CONVERGE, || mempool(&c).contains(&txid)),
@@ -288,7 +232,7 @@ fn partition_heals_to_the_heavier_chain_and_the_losing_side_keeps_its_transactio
 
     // The minority mines a block with a transaction in it; the majority mines more.
     let (payer, payee) = (dev_secret_key(3), dev_secret_key(4));
-    let tx = pay(&payer, genesis_coin(&c, &payer), &payee, 7_000_000);
+    let tx = spend(&payer, &[genesis_coin(&c, &payer)], &payee, 7_000_000, 1000);
     let txid = send(&c, &tx);
     let losing = c.generate(2);
     a.generate(4);
