@@ -7,6 +7,7 @@ use anyhow::bail;
 use cairn_wallet::rpc::RpcClient;
 use clap::Args;
 use serde_json::Value;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `cairn rpc`.
@@ -40,13 +41,16 @@ pub fn run(args: RpcArgs) -> anyhow::Result<()> {
         _ => bail!("--rpc-url and --cookie go together"),
     };
     let params = Value::Array(args.params.iter().map(|p| parse_param(p)).collect());
-    let result = client.call(&args.method, params)?;
-    match result {
-        Value::String(s) => println!("{s}"),
-        Value::Null => {}
-        other => println!("{}", serde_json::to_string_pretty(&other)?),
+    let text = match client.call(&args.method, params)? {
+        Value::String(s) => s,
+        Value::Null => return Ok(()),
+        other => serde_json::to_string_pretty(&other)?,
+    };
+    // `cairn rpc ... | head` closes the pipe early: that is the reader's choice, not an error.
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -471,10 +471,10 @@ fn status(dir: &Path) -> anyhow::Result<()> {
                 println!(
                     "{:<8} {:>7} {:<18} {:>5} {:>7} {:<8}",
                     node.name,
-                    info["blocks"],
+                    info["blocks"].as_u64().unwrap_or(0),
                     format!("{}…", &tip[..tip.len().min(16)]),
                     peers,
-                    mempool["size"],
+                    mempool["size"].as_u64().unwrap_or(0),
                     if mining["mining"].as_bool() == Some(true) {
                         "yes"
                     } else {
