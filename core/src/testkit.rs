@@ -166,3 +166,152 @@ impl TestChain {
         )
     }
 }
+
+/// A chain of signed spends for benchmarks and load tests: one fan-out block splitting every
+/// dev allocation into `fan_out` coins of the same account, then blocks whose transactions
+/// each spend one of the oldest confirmed coins into two. Coins not yet spent stay in
+/// [`SpendWorkload::coins`] (e.g. to feed a mempool with [`SpendWorkload::spends`]).
+pub struct SpendWorkload {
+    /// The builder holding every block built so far.
+    pub builder: TestChain,
+    /// The blocks, oldest first (the fan-out block first).
+    pub blocks: Vec<Block>,
+    /// Confirmed unspent coins with the dev account that owns them, oldest first.
+    pub coins: std::collections::VecDeque<(OutPoint, Coin, u32)>,
+    fee: u64,
+}
+
+impl SpendWorkload {
+    /// Starts with the fan-out block; every generated transaction pays `fee`.
+    pub fn new(params: ChainParams, fan_out: usize, fee: u64) -> Self {
+        let mut work = SpendWorkload {
+            builder: TestChain::new(params),
+            blocks: Vec::new(),
+            coins: Default::default(),
+            fee,
+        };
+        let accounts = work.builder.params().config.dev_accounts.len() as u32;
+        let txs = (0..accounts)
+            .map(|account| {
+                let coin = work.builder.genesis_coin(account);
+                (work.split(coin, account, fan_out), account)
+            })
+            .collect();
+        work.mine(txs);
+        work
+    }
+
+    /// Adds `blocks` blocks of `txs_per_block` spends each.
+    pub fn add_blocks(&mut self, blocks: usize, txs_per_block: usize) {
+        for _ in 0..blocks {
+            assert!(
+                self.coins.len() >= txs_per_block,
+                "the fan-out must feed every block"
+            );
+            let txs = self
+                .coins
+                .drain(..txs_per_block)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(outpoint, coin, account)| {
+                    (self.split((outpoint, coin), account, 2), account)
+                })
+                .collect();
+            self.mine(txs);
+        }
+    }
+
+    /// `n` valid, unmined, independent spends of confirmed coins (removed from `coins`).
+    pub fn spends(&mut self, n: usize) -> Vec<Transaction> {
+        assert!(self.coins.len() >= n, "not enough confirmed coins left");
+        let taken: Vec<_> = self.coins.drain(..n).collect();
+        taken
+            .into_iter()
+            .map(|(outpoint, coin, account)| self.split((outpoint, coin), account, 2))
+            .collect()
+    }
+
+    /// Non-coinbase transactions in the blocks.
+    pub fn tx_count(&self) -> usize {
+        self.blocks.iter().map(|b| b.txs.len() - 1).sum()
+    }
+
+    /// A signed spend of `coin` (owned by dev `account`) into `parts` outputs back to the same
+    /// account, paying exactly the workload's fee (the last output takes the remainder).
+    pub fn split(&self, coin: (OutPoint, Coin), account: u32, parts: usize) -> Transaction {
+        let key = self.builder.key(account);
+        let available = coin.1.output.amount.to_base() - self.fee;
+        let share = available / parts as u64;
+        let outputs = (0..parts)
+            .map(|i| TxOut {
+                amount: Amount::from_base(if i + 1 == parts {
+                    available - share * (parts as u64 - 1)
+                } else {
+                    share
+                }),
+                address: key.pubkey_hash(),
+            })
+            .collect();
+        self.builder.spend(&[coin], &key, outputs)
+    }
+
+    /// Mines `txs` on the tip and queues the coins they create.
+    fn mine(&mut self, txs: Vec<(Transaction, u32)>) {
+        let fees = Amount::from_base(self.fee * txs.len() as u64);
+        let height = self.builder.chain.height() + 1;
+        for (tx, account) in &txs {
+            let txid = tx.txid();
+            for (vout, output) in tx.outputs.iter().enumerate() {
+                let coin = Coin {
+                    output: *output,
+                    height,
+                    is_coinbase: false,
+                };
+                self.coins.push_back((
+                    OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    },
+                    coin,
+                    *account,
+                ));
+            }
+        }
+        let tip = self.builder.chain.tip().hash;
+        let block = self
+            .builder
+            .block_on(&tip, txs.into_iter().map(|(tx, _)| tx).collect(), fees);
+        self.blocks.push(block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spend_workload_builds_valid_blocks_and_spendable_leftovers() {
+        let mut work = SpendWorkload::new(ChainParams::regtest(), 4, 1000);
+        work.add_blocks(3, 10);
+        assert_eq!(work.blocks.len(), 4);
+        assert_eq!(work.tx_count(), 10 + 3 * 10);
+        let mut fresh = ChainState::open(ChainParams::regtest(), MemoryStore::new()).unwrap();
+        for block in work.blocks.clone() {
+            let report = fresh.accept_block(block, work.builder.now()).unwrap();
+            assert_eq!(report.outcome, ImportOutcome::Active);
+        }
+        let spends = work.spends(5);
+        let height = fresh.height() + 1;
+        for tx in &spends {
+            let coins: Vec<Coin> = tx
+                .inputs
+                .iter()
+                .map(|i| fresh.coin(&i.prevout).unwrap().expect("confirmed coin"))
+                .collect();
+            let fee =
+                crate::validation::check_tx_inputs(tx, &coins, height, fresh.params()).unwrap();
+            assert_eq!(fee, Amount::from_base(1000));
+            crate::validation::verify_tx_signatures(tx, &coins, fresh.params()).unwrap();
+        }
+    }
+}

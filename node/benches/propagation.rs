@@ -51,13 +51,11 @@
 
 use cairn_core::chain::ChainState;
 use cairn_core::store::ChainStore;
-use cairn_core::testkit::TestChain;
-use cairn_core::{
-    Amount, Block, ChainParams, Coin, ImportOutcome, MemoryStore, OutPoint, Transaction, TxOut,
-};
+use cairn_core::testkit::SpendWorkload;
+use cairn_core::{Block, ChainParams, ImportOutcome, MemoryStore};
 use cairn_node::store::RocksStore;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -89,8 +87,6 @@ const SYNC_BLOCKS: usize = 2000;
 const TXS_PER_BLOCK: usize = 4;
 /// Coins each of the ten genesis allocations is split into by the fan-out block.
 const FAN_OUT: usize = 20;
-/// Dev accounts funded in genesis.
-const DEV_ACCOUNTS: u32 = 10;
 /// Fee of every generated spend, in base units.
 const FEE: u64 = 1000;
 /// Pause between `getblockcount` calls while the sync node catches up.
@@ -508,72 +504,9 @@ fn connect_all<S: ChainStore>(chain: &mut ChainState<S>, blocks: Vec<Block>) -> 
 /// A chain of [`SYNC_BLOCKS`] regtest blocks: one fan-out block, then blocks of
 /// [`TXS_PER_BLOCK`] spends of the oldest confirmed coins, each into two.
 fn build_chain() -> Vec<Block> {
-    let mut builder = TestChain::new(ChainParams::regtest());
-    let mut coins: VecDeque<(OutPoint, Coin, u32)> = VecDeque::new();
-    let mut blocks = Vec::with_capacity(SYNC_BLOCKS);
-    let fan_out = (0..DEV_ACCOUNTS)
-        .map(|account| {
-            let coin = builder.genesis_coin(account);
-            (split(&builder, coin, account, FAN_OUT), account)
-        })
-        .collect();
-    blocks.push(build_block(&mut builder, fan_out, &mut coins));
-    while blocks.len() < SYNC_BLOCKS {
-        let txs = coins
-            .drain(..TXS_PER_BLOCK)
-            .map(|(outpoint, coin, account)| {
-                (split(&builder, (outpoint, coin), account, 2), account)
-            })
-            .collect();
-        blocks.push(build_block(&mut builder, txs, &mut coins));
-    }
-    blocks
-}
-
-/// A signed spend of a coin of dev `account` into `parts` outputs back to it, paying [`FEE`].
-fn split(builder: &TestChain, coin: (OutPoint, Coin), account: u32, parts: usize) -> Transaction {
-    let key = builder.key(account);
-    let available = coin.1.output.amount.to_base() - FEE;
-    let share = available / parts as u64;
-    let outputs = (0..parts)
-        .map(|i| TxOut {
-            // The last output takes the rounding remainder, so the fee is exactly FEE.
-            amount: Amount::from_base(if i + 1 == parts {
-                available - share * (parts as u64 - 1)
-            } else {
-                share
-            }),
-            address: key.pubkey_hash(),
-        })
-        .collect();
-    builder.spend(&[coin], &key, outputs)
-}
-
-/// Mines `txs` into a block on the builder's tip and queues the coins they create.
-fn build_block(
-    builder: &mut TestChain,
-    txs: Vec<(Transaction, u32)>,
-    coins: &mut VecDeque<(OutPoint, Coin, u32)>,
-) -> Block {
-    let fees = Amount::from_base(FEE * txs.len() as u64);
-    let height = builder.chain.height() + 1;
-    for (tx, account) in &txs {
-        let txid = tx.txid();
-        for (vout, output) in tx.outputs.iter().enumerate() {
-            let outpoint = OutPoint {
-                txid,
-                vout: vout as u32,
-            };
-            let coin = Coin {
-                output: *output,
-                height,
-                is_coinbase: false,
-            };
-            coins.push_back((outpoint, coin, *account));
-        }
-    }
-    let tip = builder.chain.tip().hash;
-    builder.block_on(&tip, txs.into_iter().map(|(tx, _)| tx).collect(), fees)
+    let mut work = SpendWorkload::new(ChainParams::regtest(), FAN_OUT, FEE);
+    work.add_blocks(SYNC_BLOCKS - 1, TXS_PER_BLOCK);
+    work.blocks
 }
 
 fn unix_now() -> u64 {

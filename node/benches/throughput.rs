@@ -33,12 +33,12 @@ use cairn_core::hash::sha256d;
 use cairn_core::keys::verify_signature;
 use cairn_core::params::ChainParams;
 use cairn_core::store::{ChainStore, UtxoReader};
-use cairn_core::testkit::TestChain;
-use cairn_core::{Amount, Block, Coin, ImportOutcome, MemoryStore, OutPoint, Transaction, TxOut};
+use cairn_core::testkit::{SpendWorkload, TestChain};
+use cairn_core::{Block, ImportOutcome, MemoryStore, Transaction};
 use cairn_node::mempool::{Mempool, MempoolConfig};
 use cairn_node::store::RocksStore;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_main};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,8 +54,6 @@ const FAN_OUT: usize = 100;
 const MEMPOOL_TXS: usize = 2000;
 /// Fee of every generated spend, in base units (well above the 1/byte relay minimum).
 const FEE: u64 = 1000;
-/// Dev accounts funded in genesis.
-const DEV_ACCOUNTS: u32 = 10;
 
 /// Samples of the reference benchmark.
 const REFERENCE_SAMPLES: usize = 50;
@@ -79,58 +77,15 @@ struct Workload {
     pool_txs: Vec<Transaction>,
 }
 
-/// A confirmed coin and the dev account that owns it.
-type Owned = (OutPoint, Coin, u32);
-
 impl Workload {
     fn generate() -> Workload {
         let started = Instant::now();
-        let mut builder = TestChain::new(ChainParams::regtest());
-        let params = builder.params().clone();
-        let mut blocks = Vec::with_capacity(BLOCKS + 1);
-        let mut chain_txs = 0u64;
-        let mut coins: VecDeque<Owned> = VecDeque::new();
-
-        // Fan-out: each genesis allocation split into FAN_OUT coins of its own account.
-        let fan_out: Vec<(Transaction, u32)> = (0..DEV_ACCOUNTS)
-            .map(|account| {
-                let (outpoint, coin) = builder.genesis_coin(account);
-                (
-                    split(&builder, &[(outpoint, coin)], account, FAN_OUT),
-                    account,
-                )
-            })
-            .collect();
-        let block = build_block(&mut builder, fan_out, &mut coins);
-        chain_txs += (block.txs.len() - 1) as u64;
-        blocks.push(block);
-
-        // Full blocks: each spends the oldest confirmed coins into two new ones.
-        for _ in 0..BLOCKS {
-            assert!(
-                coins.len() >= TXS_PER_BLOCK,
-                "the fan-out feeds every block"
-            );
-            let txs = coins
-                .drain(..TXS_PER_BLOCK)
-                .map(|(outpoint, coin, account)| {
-                    (split(&builder, &[(outpoint, coin)], account, 2), account)
-                })
-                .collect();
-            let block = build_block(&mut builder, txs, &mut coins);
-            chain_txs += (block.txs.len() - 1) as u64;
-            blocks.push(block);
-        }
-
-        assert!(
-            coins.len() >= MEMPOOL_TXS,
-            "enough confirmed coins are left"
-        );
-        let pool_txs = coins
-            .drain(..MEMPOOL_TXS)
-            .map(|(outpoint, coin, account)| split(&builder, &[(outpoint, coin)], account, 2))
-            .collect();
-
+        let mut work = SpendWorkload::new(ChainParams::regtest(), FAN_OUT, FEE);
+        work.add_blocks(BLOCKS, TXS_PER_BLOCK);
+        let pool_txs = work.spends(MEMPOOL_TXS);
+        let chain_txs = work.tx_count() as u64;
+        let params = work.builder.params().clone();
+        let blocks = std::mem::take(&mut work.blocks);
         let bytes: usize = blocks.iter().map(Block::encoded_size).sum();
         eprintln!(
             "workload: {} blocks ({} non-coinbase txs, {:.0} kB per block on average), \
@@ -140,13 +95,13 @@ impl Workload {
             bytes as f64 / blocks.len() as f64 / 1000.0,
             started.elapsed(),
         );
-        let now = builder.now();
+        let now = work.builder.now();
         Workload {
             params,
             blocks,
             chain_txs,
             now,
-            builder,
+            builder: work.builder,
             pool_txs,
         }
     }
@@ -169,64 +124,6 @@ impl Workload {
         (dir, chain)
     }
 }
-
-/// A signed spend of `coins` (owned by dev `account`) into `parts` equal outputs back to
-/// the same account, paying [`FEE`].
-fn split(
-    builder: &TestChain,
-    coins: &[(OutPoint, Coin)],
-    account: u32,
-    parts: usize,
-) -> Transaction {
-    let key = builder.key(account);
-    let total: u64 = coins.iter().map(|(_, c)| c.output.amount.to_base()).sum();
-    let available = total - FEE;
-    let share = available / parts as u64;
-    let outputs = (0..parts)
-        .map(|i| TxOut {
-            // The last output takes the rounding remainder, so the fee is exactly FEE.
-            amount: Amount::from_base(if i + 1 == parts {
-                available - share * (parts as u64 - 1)
-            } else {
-                share
-            }),
-            address: key.pubkey_hash(),
-        })
-        .collect();
-    builder.spend(coins, &key, outputs)
-}
-
-/// Mines `txs` into a block on the builder's tip and queues the coins they create.
-fn build_block(
-    builder: &mut TestChain,
-    txs: Vec<(Transaction, u32)>,
-    coins: &mut VecDeque<Owned>,
-) -> Block {
-    let fees = Amount::from_base(FEE * txs.len() as u64);
-    let height = builder.chain.height() + 1;
-    let mut created = Vec::new();
-    for (tx, account) in &txs {
-        let txid = tx.txid();
-        for (vout, output) in tx.outputs.iter().enumerate() {
-            let outpoint = OutPoint {
-                txid,
-                vout: vout as u32,
-            };
-            let coin = Coin {
-                output: *output,
-                height,
-                is_coinbase: false,
-            };
-            created.push((outpoint, coin, *account));
-        }
-    }
-    let tip = builder.chain.tip().hash;
-    let block = builder.block_on(&tip, txs.into_iter().map(|(tx, _)| tx).collect(), fees);
-    coins.extend(created);
-    block
-}
-
-// ----- sample bookkeeping for the ratios -------------------------------------------------
 
 /// Seconds per iteration of every `iter_custom` call, by benchmark id, in call order.
 /// Criterion calls the routine for warm-up first, then once per sample, so the last
