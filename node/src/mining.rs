@@ -46,7 +46,7 @@ pub struct LocalMiningInfo {
     pub mining: bool,
     /// Threads.
     pub threads: usize,
-    /// Recent local hash rate.
+    /// Local hashes per second, averaged since the node started.
     pub hashps: f64,
     /// The SHA-256d kernel in use.
     pub kernel: &'static str,
