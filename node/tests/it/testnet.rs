@@ -124,6 +124,20 @@ fn up_twice_is_refused_and_down_leaves_no_process_behind() {
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains("node1"));
 
+    // Blocks mined now must survive a down/up cycle.
+    let node0 = dir.join("node0");
+    let mined = Command::new(cairn_bin())
+        .args(["rpc", "--datadir"])
+        .arg(&node0)
+        .args(["generate", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        mined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mined.stderr)
+    );
+
     // A crashed node does not stop `down` from stopping the others.
     Command::new("kill")
         .args(["-9", &running[1].to_string()])
@@ -140,6 +154,31 @@ fn up_twice_is_refused_and_down_leaves_no_process_behind() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(running.iter().all(|p| !alive(*p)), "a node survived `down`");
+
+    // `up` on a stopped testnet resumes the nodes on their chains.
+    let again = testnet(&dir, &["up", "-n", "2", "--genesis", &genesis]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let count = Command::new(cairn_bin())
+        .args(["rpc", "--datadir"])
+        .arg(&node0)
+        .arg("getblockcount")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "3");
+    let resumed = pids(&dir);
+    assert!(testnet(&dir, &["down"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while resumed.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        resumed.iter().all(|p| !alive(*p)),
+        "a resumed node survived `down`"
+    );
 }
 
 #[test]
