@@ -109,6 +109,7 @@ pub struct NodeConfig {
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
 pub fn datadir_of(arg: &Option<PathBuf>) -> PathBuf {
     arg.clone()
+        .or_else(|| std::env::var_os("CAIRN_DATADIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATADIR))
 }
 

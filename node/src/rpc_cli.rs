@@ -14,7 +14,9 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct RpcArgs {
     /// Data directory of the node [default: $CAIRN_DATADIR or ./.cairn]
-    #[arg(long, env = "CAIRN_DATADIR", conflicts_with = "rpc_url")]
+    // Not `env = ...`: clap would count a set $CAIRN_DATADIR as `--datadir` and refuse an
+    // explicit `--rpc-url`; the environment is only the fallback (see `datadir_of`).
+    #[arg(long, conflicts_with = "rpc_url")]
     pub datadir: Option<PathBuf>,
     /// RPC URL, e.g. http://127.0.0.1:18443 (needs --cookie)
     #[arg(long, requires = "cookie")]

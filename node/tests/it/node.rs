@@ -311,4 +311,23 @@ fn rpc_subcommand_reads_the_datadir_and_exits_1_on_errors() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("error: "));
+    // An explicit URL wins over $CAIRN_DATADIR in the environment.
+    let by_url = std::process::Command::new(cairn_bin())
+        .env("CAIRN_DATADIR", "/nonexistent")
+        .args([
+            "rpc",
+            "--rpc-url",
+            &format!("http://{}", node.rpc_addr),
+            "--cookie",
+        ])
+        .arg(node.datadir().join(".cookie"))
+        .arg("getblockcount")
+        .output()
+        .unwrap();
+    assert!(
+        by_url.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_url.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&by_url.stdout).trim(), "0");
 }
