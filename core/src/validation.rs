@@ -451,6 +451,13 @@ pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, B
     Ok(CheckedBlock { block, hash, txids })
 }
 
+/// The first block height at which an output of a coinbase mined at `coin_height` may be
+/// spent: `maturity` confirmations later. The one statement of the maturity rule; the
+/// mempool and wallets ask it rather than counting confirmations themselves.
+pub fn coinbase_spendable_height(coin_height: u32, maturity: u32) -> u32 {
+    coin_height.saturating_add(maturity)
+}
+
 /// Rules that need the coins a transaction spends (`spent[i]` for input `i`), at the height
 /// it would be mined at. Returns the fee. Does not check signatures.
 pub fn check_tx_inputs(
@@ -468,16 +475,15 @@ pub fn check_tx_inputs(
     }
     let mut inputs = Amount::ZERO;
     for (input, coin) in tx.inputs.iter().zip(spent) {
-        if coin.is_coinbase {
-            let confirmations = height.saturating_sub(coin.height);
-            if confirmations < params.coinbase_maturity {
-                return Err(TxError::PrematureCoinbaseSpend {
-                    outpoint: input.prevout,
-                    coin_height: coin.height,
-                    confirmations,
-                    maturity: params.coinbase_maturity,
-                });
-            }
+        if coin.is_coinbase
+            && height < coinbase_spendable_height(coin.height, params.coinbase_maturity)
+        {
+            return Err(TxError::PrematureCoinbaseSpend {
+                outpoint: input.prevout,
+                coin_height: coin.height,
+                confirmations: height.saturating_sub(coin.height),
+                maturity: params.coinbase_maturity,
+            });
         }
         inputs = inputs
             .checked_add(coin.output.amount)

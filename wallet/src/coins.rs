@@ -12,6 +12,7 @@
 //! from double-spending its own unconfirmed payments by accident.
 
 use crate::rpc::{RpcClient, RpcError};
+use cairn_core::validation::coinbase_spendable_height;
 use cairn_core::{Amount, ChainParams, Coin, OutPoint, PubkeyHash, TxOut, Txid};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -271,9 +272,7 @@ impl CoinSnapshot {
     /// Whether `coin` may be spent in the next block (only coinbases have to wait).
     pub fn is_mature(&self, coin: &WalletCoin) -> bool {
         match (coin.coinbase, coin.height) {
-            (true, Some(height)) => {
-                self.next_height().saturating_sub(height) >= self.coinbase_maturity
-            }
+            (true, Some(_)) => self.next_height() >= self.spendable_at(coin),
             _ => true,
         }
     }
@@ -281,7 +280,7 @@ impl CoinSnapshot {
     /// The first height at which `coin` may be spent.
     pub fn spendable_at(&self, coin: &WalletCoin) -> u32 {
         match (coin.coinbase, coin.height) {
-            (true, Some(height)) => height.saturating_add(self.coinbase_maturity),
+            (true, Some(height)) => coinbase_spendable_height(height, self.coinbase_maturity),
             _ => self.next_height(),
         }
     }
