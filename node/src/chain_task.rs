@@ -24,6 +24,16 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a block or transaction came from; decides whether the network must announce it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Produced or submitted here (miner, RPC): the network announces it to peers.
+    Local,
+    /// Received from a peer (gossip or sync): gossipsub forwards what it validated, and
+    /// synced blocks are old news, so nothing is announced and nothing is copied for it.
+    Peer,
+}
+
 /// Something that changed in the node's state.
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
@@ -36,10 +46,15 @@ pub enum NodeEvent {
         /// Blocks reverted (0 when the tip only advanced).
         reorg_depth: usize,
     },
-    /// A block was stored (new tip or side chain): relay it.
+    /// A block of [`Origin::Local`] was stored (new tip or side chain): announce it.
     BlockAccepted(Arc<Block>),
-    /// A transaction entered the mempool: relay it.
-    TxAccepted(Arc<Transaction>),
+    /// A transaction entered the mempool (a better block template may exist).
+    TxAccepted {
+        /// Its txid.
+        txid: Txid,
+        /// The transaction when it is of [`Origin::Local`] and must be announced.
+        relay: Option<Arc<Transaction>>,
+    },
 }
 
 /// Chain state, mempool and the indexes the RPC needs.
@@ -91,12 +106,18 @@ impl NodeState {
     }
 
     /// Imports a block from anywhere (miner, RPC, peer) and applies the consequences.
-    pub fn submit_block(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
-        let shared = Arc::new(block.clone());
+    pub fn submit_block(
+        &mut self,
+        block: Block,
+        now: u64,
+        origin: Origin,
+    ) -> Result<ImportReport, ChainError> {
+        // Only a local block is announced, so only it is kept beyond the import.
+        let announce = (origin == Origin::Local).then(|| Arc::new(block.clone()));
         let report = self.chain.accept_block(block, now)?;
         use cairn_core::ImportOutcome::*;
-        if matches!(report.outcome, Active | SideChain) {
-            let _ = self.events.send(NodeEvent::BlockAccepted(shared));
+        if let Some(block) = announce.filter(|_| matches!(report.outcome, Active | SideChain)) {
+            let _ = self.events.send(NodeEvent::BlockAccepted(block));
         }
         if let Some(change) = &report.tip_changed {
             self.apply_tip_change(change, now)?;
@@ -144,14 +165,22 @@ impl NodeState {
         Ok(())
     }
 
-    /// Submits a transaction to the mempool and announces it.
-    pub fn submit_tx(&mut self, tx: Transaction, now: u64) -> Result<Accepted, MempoolError> {
-        let shared = Arc::new(tx.clone());
+    /// Submits a transaction to the mempool; announces it when it is local.
+    pub fn submit_tx(
+        &mut self,
+        tx: Transaction,
+        now: u64,
+        origin: Origin,
+    ) -> Result<Accepted, MempoolError> {
+        let relay = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
         let next_height = self.chain.height() + 1;
         let accepted = self
             .mempool
             .accept(tx, self.chain.store(), next_height, now)?;
-        let _ = self.events.send(NodeEvent::TxAccepted(shared));
+        let _ = self.events.send(NodeEvent::TxAccepted {
+            txid: accepted.txid,
+            relay,
+        });
         Ok(accepted)
     }
 

@@ -6,7 +6,7 @@
 //! registered here, and a listener cancels all of them on a new tip (the work would be
 //! stale) or on new mempool transactions (a better template exists).
 
-use crate::chain_task::{ChainHandle, NodeEvent, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent, Origin, unix_now};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
 use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,7 +106,7 @@ impl MiningHandle {
             loop {
                 match events.recv().await {
                     Ok(NodeEvent::TipChanged { .. }) => listener.cancel_searches(),
-                    Ok(NodeEvent::TxAccepted(_))
+                    Ok(NodeEvent::TxAccepted { .. })
                         if last_tx_restart.elapsed() > Duration::from_millis(250) =>
                     {
                         last_tx_restart = Instant::now();
@@ -260,7 +260,7 @@ fn mine_one(
     let hash = block.block_hash();
     let report = shared
         .chain
-        .call_blocking(move |s| s.submit_block(block, unix_now()))
+        .call_blocking(move |s| s.submit_block(block, unix_now(), Origin::Local))
         .map_err(|_| MiningError::Stopped)?
         .map_err(|e| MiningError::Miner(e.to_string()))?;
     match report.outcome {

@@ -419,8 +419,7 @@ fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
-/// Waits until node a is connected to node b for every `(a, b)` in `connected`, and no
-/// other cross-pair (of those absent from `connected`) remains when `exclusive`.
+/// Waits until node `a` lists node `b` among its peers for every `(a, b)` in `connected`.
 fn wait_for_mesh(devnet: &Devnet, connected: &[(usize, usize)]) -> anyhow::Result<()> {
     let clients: Vec<RpcClient> = devnet
         .nodes

@@ -9,7 +9,7 @@
 
 use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{InboundRequest, is_protocol_violation};
-use super::gossip::{self, Kind, Received, ReceivedSet};
+use super::gossip::{self, Kind};
 use super::peers::{self, Ban, BanList, Offense, Scores, StaticPeer, TokenBucket};
 use super::protocol::{
     self, BLOCKS_RESPONSE_SOFT_LIMIT, Status, SyncRequest, SyncResponse, Topics,
@@ -160,20 +160,14 @@ pub(crate) async fn spawn(
         local_peer_id,
     };
 
-    let received = gossip::received_set();
     let (jobs_tx, jobs_rx) = mpsc::channel(GOSSIP_QUEUE);
     let (verdicts_tx, verdicts) = mpsc::channel(GOSSIP_QUEUE);
     let (triggers_tx, triggers_rx) = mpsc::channel(1024);
     let (internal_tx, internal) = mpsc::channel(1024);
-    let validator = gossip::Validator::new(chain.clone(), received.clone(), jobs_rx, verdicts_tx);
+    let validator = gossip::Validator::new(chain.clone(), jobs_rx, verdicts_tx);
     let helpers = vec![
         tokio::spawn(validator.run()),
-        tokio::spawn(sync::run(
-            chain.clone(),
-            handle.clone(),
-            triggers_rx,
-            received.clone(),
-        )),
+        tokio::spawn(sync::run(chain.clone(), handle.clone(), triggers_rx)),
     ];
 
     let now = Instant::now();
@@ -191,7 +185,6 @@ pub(crate) async fn spawn(
         internal,
         internal_tx,
         sync_triggers: triggers_tx,
-        received,
         peers: HashMap::new(),
         scores: Scores::default(),
         bans,
@@ -237,7 +230,6 @@ pub(crate) struct EventLoop {
     internal_tx: mpsc::Sender<Internal>,
     node_events: broadcast::Receiver<NodeEvent>,
     sync_triggers: mpsc::Sender<Trigger>,
-    received: ReceivedSet,
     peers: HashMap<PeerId, ConnectedPeer>,
     scores: Scores,
     bans: BanList,
@@ -575,20 +567,14 @@ impl EventLoop {
         let (topic, data, what) = match event {
             NodeEvent::BlockAccepted(block) => {
                 let hash = block.block_hash();
-                if gossip::take_received(&self.received, &Received::Block(hash)) {
-                    return;
-                }
                 (
                     self.topics.blocks.clone(),
                     encoding::encode(&*block),
                     format!("block {hash}"),
                 )
             }
-            NodeEvent::TxAccepted(tx) => {
-                let txid = tx.txid();
-                if gossip::take_received(&self.received, &Received::Tx(txid)) {
-                    return;
-                }
+            NodeEvent::TxAccepted { txid, relay } => {
+                let Some(tx) = relay else { return };
                 (
                     self.topics.txs.clone(),
                     encoding::encode(&*tx),

@@ -13,86 +13,13 @@
 //! Messages are validated one at a time, in arrival order, on one task: a parent gossiped
 //! just before its child is imported first, and the event loop never waits on the chain.
 
-use super::peers::{Offense, RecentSet};
-use crate::chain_task::{ChainHandle, NodeState, unix_now};
+use super::peers::Offense;
+use crate::chain_task::{ChainHandle, Origin, unix_now};
 use crate::mempool::MempoolError;
-use cairn_core::chain::ChainError;
-use cairn_core::{
-    Block, BlockError, BlockHash, ImportOutcome, ImportReport, Transaction, TxError, Txid, encoding,
-};
+use cairn_core::{Block, BlockError, ImportOutcome, Transaction, TxError, encoding};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-/// Blocks and transactions being imported from the network (gossip or sync). The event
-/// loop does not publish the `BlockAccepted`/`TxAccepted` event of such an import:
-/// gossipsub already forwards a message it was told to Accept, and synced blocks are old
-/// news. Each mark is consumed by the one event it silences, and dropped at once when the
-/// import produced no event, so a later local submission of the same item is announced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Received {
-    /// A block, by hash.
-    Block(BlockHash),
-    /// A transaction, by txid.
-    Tx(Txid),
-}
-
-/// Shared record of [`Received`] items (bounded).
-pub type ReceivedSet = Arc<Mutex<RecentSet<Received>>>;
-
-/// How many received items are remembered: more than a sync batch and a burst of gossip.
-pub const RECEIVED_CAPACITY: usize = 16 * 1024;
-
-/// A new, empty [`ReceivedSet`].
-pub fn received_set() -> ReceivedSet {
-    Arc::new(Mutex::new(RecentSet::new(RECEIVED_CAPACITY)))
-}
-
-/// Imports a block that came from the network, marked so that its event is not
-/// published. Runs on the chain owner (inside [`ChainHandle::call`]).
-pub fn submit_network_block(
-    state: &mut NodeState,
-    received: &ReceivedSet,
-    block: Block,
-    now: u64,
-) -> Result<ImportReport, ChainError> {
-    let key = Received::Block(block.block_hash());
-    lock(received).insert(key);
-    let report = state.submit_block(block, now);
-    let announced = matches!(&report, Ok(r) if matches!(r.outcome, ImportOutcome::Active | ImportOutcome::SideChain));
-    if !announced {
-        lock(received).remove(&key);
-    }
-    report
-}
-
-/// Submits a transaction that came from the network, marked so that its event is not
-/// published. Runs on the chain owner.
-pub fn submit_network_tx(
-    state: &mut NodeState,
-    received: &ReceivedSet,
-    tx: Transaction,
-    now: u64,
-) -> Result<(), MempoolError> {
-    let key = Received::Tx(tx.txid());
-    lock(received).insert(key);
-    let result = state.submit_tx(tx, now).map(|_| ());
-    if result.is_err() {
-        lock(received).remove(&key);
-    }
-    result
-}
-
-/// Whether the event for `item` belongs to a network import (consumes the mark).
-pub fn take_received(set: &ReceivedSet, item: &Received) -> bool {
-    lock(set).remove(item)
-}
-
-fn lock(set: &ReceivedSet) -> std::sync::MutexGuard<'_, RecentSet<Received>> {
-    set.lock()
-        .expect("the received set is never poisoned: nothing panics while holding it")
-}
 
 /// Which topic a message came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +135,6 @@ pub fn classify_tx(result: &Result<(), MempoolError>) -> (MessageAcceptance, Opt
 /// Validates gossip messages one by one; see the module docs.
 pub struct Validator {
     chain: ChainHandle,
-    received: ReceivedSet,
     jobs: mpsc::Receiver<Job>,
     verdicts: mpsc::Sender<Verdict>,
 }
@@ -217,13 +143,11 @@ impl Validator {
     /// A validator reading `jobs` and answering on `verdicts`.
     pub fn new(
         chain: ChainHandle,
-        received: ReceivedSet,
         jobs: mpsc::Receiver<Job>,
         verdicts: mpsc::Sender<Verdict>,
     ) -> Validator {
         Validator {
             chain,
-            received,
             jobs,
             verdicts,
         }
@@ -272,11 +196,10 @@ impl Validator {
                 };
                 let hash = block.block_hash();
                 verdict.summary = format!("block {hash}");
-                let received = self.received.clone();
                 let outcome = self
                     .chain
                     .call(move |s| {
-                        let report = submit_network_block(s, &received, block, unix_now());
+                        let report = s.submit_block(block, unix_now(), Origin::Peer);
                         let entry = s.chain.entry(&hash);
                         let height = entry.map(|e| e.height);
                         let stored_valid =
@@ -316,10 +239,9 @@ impl Validator {
                 };
                 let txid = tx.txid();
                 verdict.summary = format!("tx {txid}");
-                let received = self.received.clone();
                 let result = self
                     .chain
-                    .call(move |s| submit_network_tx(s, &received, tx, unix_now()))
+                    .call(move |s| s.submit_tx(tx, unix_now(), Origin::Peer).map(|_| ()))
                     .await
                     .ok()?;
                 let (acceptance, offense) = classify_tx(&result);
@@ -337,7 +259,7 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{MerkleRoot, OutPoint};
+    use cairn_core::{BlockHash, MerkleRoot, OutPoint, Txid};
 
     #[test]
     fn blocks_are_classified_as_the_brief_says() {

@@ -6,7 +6,6 @@
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -347,69 +346,6 @@ pub fn split_p2p(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
     (bare, peer)
 }
 
-/// A bounded set remembering the most recent insertions (oldest evicted first).
-#[derive(Debug)]
-pub struct RecentSet<K> {
-    /// Key → sequence number of its latest insertion.
-    keys: HashMap<K, u64>,
-    /// Insertions in order; an entry whose sequence number is stale was removed or
-    /// re-inserted since, and is skipped on eviction.
-    order: VecDeque<(K, u64)>,
-    next: u64,
-    capacity: usize,
-}
-
-impl<K: Eq + Hash + Clone> RecentSet<K> {
-    /// An empty set holding at most `capacity` keys.
-    pub fn new(capacity: usize) -> RecentSet<K> {
-        RecentSet {
-            keys: HashMap::with_capacity(capacity),
-            order: VecDeque::with_capacity(capacity),
-            next: 0,
-            capacity,
-        }
-    }
-
-    /// Inserts `key`; whether it was new.
-    pub fn insert(&mut self, key: K) -> bool {
-        if self.keys.contains_key(&key) {
-            return false;
-        }
-        while self.keys.len() >= self.capacity || self.order.len() >= 2 * self.capacity {
-            let Some((old, seq)) = self.order.pop_front() else {
-                break;
-            };
-            if self.keys.get(&old) == Some(&seq) {
-                self.keys.remove(&old);
-            }
-        }
-        self.next += 1;
-        self.keys.insert(key.clone(), self.next);
-        self.order.push_back((key, self.next));
-        true
-    }
-
-    /// Removes `key`; whether it was there.
-    pub fn remove(&mut self, key: &K) -> bool {
-        self.keys.remove(key).is_some()
-    }
-
-    /// Whether `key` is remembered.
-    pub fn contains(&self, key: &K) -> bool {
-        self.keys.contains_key(key)
-    }
-
-    /// Number of keys remembered.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,28 +489,5 @@ mod tests {
         assert_eq!(bare.to_string(), "/ip4/127.0.0.1/tcp/1");
         assert_eq!(got, Some(id));
         assert_eq!(StaticPeer::new(&full, Instant::now()).peer_id, Some(id));
-    }
-
-    #[test]
-    fn recent_set_forgets_the_oldest() {
-        let mut set = RecentSet::new(2);
-        assert!(set.insert(1));
-        assert!(!set.insert(1));
-        set.insert(2);
-        set.insert(3);
-        assert!(!set.contains(&1));
-        assert!(set.contains(&2) && set.contains(&3));
-        // Removal, and re-insertion after removal, keep the bound and the order.
-        assert!(set.remove(&2));
-        assert!(!set.remove(&2));
-        set.insert(2);
-        set.insert(4);
-        assert!(!set.contains(&3), "3 is now the oldest");
-        assert!(set.contains(&2) && set.contains(&4));
-        for i in 0..1000 {
-            set.insert(i);
-            set.remove(&i);
-        }
-        assert!(set.order.len() <= 4 && set.len() <= 2);
     }
 }

@@ -14,13 +14,12 @@
 //! A peer that does not answer in time, or answers uselessly, is skipped for a while and
 //! the next candidate is tried; a peer that sends invalid data is reported.
 
-use super::gossip::{ReceivedSet, submit_network_block};
 use super::peers::Offense;
 use super::protocol::{
     MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, SyncRequest, SyncResponse,
 };
 use super::{NetworkHandle, RequestError};
-use crate::chain_task::{ChainHandle, NodeStopped, unix_now};
+use crate::chain_task::{ChainHandle, NodeStopped, Origin, unix_now};
 use cairn_core::chain::HeaderOutcome;
 use cairn_core::{Block, BlockError, BlockHash, BlockHeader, ImportOutcome, Work};
 use libp2p::PeerId;
@@ -129,12 +128,7 @@ impl Candidates {
 }
 
 /// The sync task: runs until the trigger channel closes or the node stops.
-pub async fn run(
-    chain: ChainHandle,
-    net: NetworkHandle,
-    mut triggers: mpsc::Receiver<Trigger>,
-    received: ReceivedSet,
-) {
+pub async fn run(chain: ChainHandle, net: NetworkHandle, mut triggers: mpsc::Receiver<Trigger>) {
     let mut candidates = Candidates::default();
     loop {
         match tokio::time::timeout(RECHECK, triggers.recv()).await {
@@ -153,7 +147,7 @@ pub async fn run(
                 break;
             };
             let started = Instant::now();
-            match sync_from(&chain, &net, peer, &received).await {
+            match sync_from(&chain, &net, peer).await {
                 Ok(blocks) => {
                     if blocks > 0 {
                         tracing::info!(%peer, blocks, elapsed = ?started.elapsed(), "synced from peer");
@@ -185,7 +179,6 @@ pub async fn sync_from(
     chain: &ChainHandle,
     net: &NetworkHandle,
     peer: PeerId,
-    received: &ReceivedSet,
 ) -> Result<usize, SyncError> {
     let mut imported = 0;
     loop {
@@ -247,7 +240,7 @@ pub async fn sync_from(
             // Not a verdict on the peer (a header too far in the future): take what we have.
             tracing::debug!(%peer, "header not accepted yet: {error}");
         }
-        imported += download_blocks(chain, net, peer, received, needed).await?;
+        imported += download_blocks(chain, net, peer, needed).await?;
         if !full || problem.is_some() {
             return Ok(imported);
         }
@@ -302,7 +295,6 @@ async fn download_blocks(
     chain: &ChainHandle,
     net: &NetworkHandle,
     peer: PeerId,
-    received: &ReceivedSet,
     needed: Vec<BlockHash>,
 ) -> Result<usize, SyncError> {
     let mut queue: VecDeque<BlockHash> = needed.into();
@@ -340,10 +332,7 @@ async fn download_blocks(
             }
             arrived.insert(hash);
         }
-        let received = received.clone();
-        let outcomes = chain
-            .call(move |s| submit_blocks(s, &received, blocks))
-            .await?;
+        let outcomes = chain.call(move |s| submit_blocks(s, blocks)).await?;
         for (hash, outcome) in outcomes {
             match outcome {
                 Some(ImportOutcome::Invalid(error)) => {
@@ -377,14 +366,13 @@ async fn download_blocks(
 /// Imports blocks in order; `None` for a block the store failed on.
 fn submit_blocks(
     state: &mut crate::chain_task::NodeState,
-    received: &ReceivedSet,
     blocks: Vec<Block>,
 ) -> Vec<(BlockHash, Option<ImportOutcome>)> {
     let now = unix_now();
     let mut out = Vec::with_capacity(blocks.len());
     for block in blocks {
         let hash = block.block_hash();
-        match submit_network_block(state, received, block, now) {
+        match state.submit_block(block, now, Origin::Peer) {
             Ok(report) => {
                 let invalid = matches!(report.outcome, ImportOutcome::Invalid(_));
                 out.push((hash, Some(report.outcome)));

@@ -2,7 +2,7 @@
 //! (`getaddressmempool`, `submitblock`, `help`, extra fields in `getblockchaininfo`).
 
 use super::{RpcError, codes};
-use crate::chain_task::{ChainHandle, NodeState, NodeStopped, unix_now};
+use crate::chain_task::{ChainHandle, NodeState, NodeStopped, Origin, unix_now};
 use crate::mempool::MempoolError;
 use crate::mining::MiningHandle;
 use cairn_core::chain::{ChainError, ImportOutcome};
@@ -407,7 +407,7 @@ pub async fn call(
             let hex_str: String = p.required(0, "hexstring")?;
             let tx: Transaction = decode_hex(&hex_str, "TX")?;
             chain
-                .call(move |s| match s.submit_tx(tx, unix_now()) {
+                .call(move |s| match s.submit_tx(tx, unix_now(), Origin::Local) {
                     Ok(accepted) => Ok(json!(accepted.txid.to_string())),
                     Err(e @ MempoolError::Store(_)) => Err(internal(e)),
                     Err(e) => Err(RpcError::rejected(e.reject_reason(), e.to_string())),
@@ -576,17 +576,19 @@ pub async fn call(
             let hex_str: String = p.required(0, "hexdata")?;
             let block: Block = decode_hex(&hex_str, "Block")?;
             chain
-                .call(move |s| match s.submit_block(block, unix_now()) {
-                    Ok(report) => Ok(match report.outcome {
-                        ImportOutcome::Active | ImportOutcome::SideChain => Value::Null,
-                        ImportOutcome::Orphan => json!("orphan"),
-                        ImportOutcome::AlreadyHave => json!("duplicate"),
-                        ImportOutcome::Invalid(e) => {
-                            return Err(RpcError::rejected(e.reject_reason(), e.to_string()));
-                        }
-                    }),
-                    Err(e) => Err(internal(e)),
-                })
+                .call(
+                    move |s| match s.submit_block(block, unix_now(), Origin::Local) {
+                        Ok(report) => Ok(match report.outcome {
+                            ImportOutcome::Active | ImportOutcome::SideChain => Value::Null,
+                            ImportOutcome::Orphan => json!("orphan"),
+                            ImportOutcome::AlreadyHave => json!("duplicate"),
+                            ImportOutcome::Invalid(e) => {
+                                return Err(RpcError::rejected(e.reject_reason(), e.to_string()));
+                            }
+                        }),
+                        Err(e) => Err(internal(e)),
+                    },
+                )
                 .await?
         }
         "invalidateblock" | "reconsiderblock" => {
