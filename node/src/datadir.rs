@@ -10,14 +10,12 @@
 //! - `wallet.json` — the default wallet file.
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use cairn_rpc::auth::cookie_path;
+use cairn_rpc::{COOKIE_USER, NodeInfo};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// User name of cookie authentication (as in Bitcoin Core).
-pub const COOKIE_USER: &str = "__cookie__";
 
 /// An opened, locked data directory.
 #[derive(Debug)]
@@ -26,19 +24,6 @@ pub struct DataDir {
     /// Held for the node's lifetime; the OS releases the lock when it is dropped or the
     /// process dies (even by `kill -9`).
     _lock: File,
-}
-
-/// What `node.json` records.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct NodeInfoFile {
-    /// RPC address `127.0.0.1:PORT`.
-    pub rpc: String,
-    /// P2P listen multiaddrs.
-    pub p2p: Vec<String>,
-    /// libp2p peer id.
-    pub peer_id: String,
-    /// Process id.
-    pub pid: u32,
 }
 
 impl DataDir {
@@ -92,25 +77,15 @@ impl DataDir {
     }
 
     /// Writes `node.json` atomically.
-    pub fn write_node_info(&self, info: &NodeInfoFile) -> anyhow::Result<()> {
-        let path = self.path.join("node.json");
-        let tmp = self.path.join("node.json.tmp");
-        let json = serde_json::to_vec_pretty(info).expect("NodeInfoFile serialises");
-        std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+    pub fn write_node_info(&self, info: &NodeInfo) -> anyhow::Result<()> {
+        Ok(info.write(&self.path)?)
     }
 
     /// Removes the files that only mean something while the node runs.
     pub fn remove_runtime_files(&self) {
-        let _ = std::fs::remove_file(self.path.join("node.json"));
+        let _ = std::fs::remove_file(NodeInfo::path(&self.path));
         let _ = std::fs::remove_file(cookie_path(&self.path));
     }
-}
-
-/// `DATADIR/.cookie`.
-pub fn cookie_path(datadir: &Path) -> PathBuf {
-    datadir.join(".cookie")
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -121,18 +96,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-/// Reads `DATADIR/node.json`.
-pub fn read_node_info(datadir: &Path) -> anyhow::Result<NodeInfoFile> {
-    let path = datadir.join("node.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (is a cairn node running on this datadir?)",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -13,12 +13,12 @@ pub mod network;
 pub mod rpc;
 pub mod rpc_cli;
 pub mod store;
-pub mod testnet;
 
 use anyhow::Context;
+use cairn_rpc::NodeInfo;
 use chain_task::{NodeState, unix_now};
 use config::NodeConfig;
-use datadir::{DataDir, NodeInfoFile};
+use datadir::DataDir;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -97,11 +97,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
     });
 
-    datadir.write_node_info(&NodeInfoFile {
+    datadir.write_node_info(&NodeInfo {
         rpc: rpc_addr.to_string(),
         p2p: network.listen_addrs.iter().map(|a| a.to_string()).collect(),
         peer_id: network.peer_id.to_string(),
         pid: std::process::id(),
+        metrics: None,
     })?;
     let p2p = network
         .listen_addrs

@@ -25,7 +25,7 @@ enum Command {
     /// Keys, balances, payments and deliberate double spends.
     Wallet(cairn_wallet::cli::WalletArgs),
     /// A local multi-node testnet: up, status, partition, heal, down.
-    Testnet(cairn_node::testnet::TestnetArgs),
+    Testnet(cairn_lab::testnet::TestnetArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -106,7 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rpc(args) => cairn_node::rpc_cli::run(args),
         Command::Wallet(args) => cairn_wallet::cli::run(args),
-        Command::Testnet(args) => cairn_node::testnet::run(args),
+        Command::Testnet(args) => cairn_lab::testnet::run(args),
         Command::Bench(BenchCommand::Miner(args)) => bench_miner(args),
     }
 }

@@ -295,17 +295,23 @@ struct Session {
     json: bool,
 }
 
+/// The chain parameters of `genesis` (a genesis.json file), or the embedded dev network's.
+/// The one reader of a genesis file that every command line of Cairn uses.
+pub fn load_params(genesis: Option<&Path>) -> anyhow::Result<ChainParams> {
+    match genesis {
+        None => Ok(ChainParams::devnet()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading genesis file {}", path.display()))?;
+            ChainParams::from_json(&text)
+                .with_context(|| format!("genesis file {}", path.display()))
+        }
+    }
+}
+
 impl Session {
     fn new(args: &WalletArgs) -> anyhow::Result<Session> {
-        let params = match &args.genesis {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading genesis file {}", path.display()))?;
-                ChainParams::from_json(&text)
-                    .with_context(|| format!("genesis file {}", path.display()))?
-            }
-            None => ChainParams::devnet(),
-        };
+        let params = load_params(args.genesis.as_deref())?;
         let datadir = args
             .datadir
             .clone()

@@ -18,11 +18,6 @@ pub const METHODS: &[&str] = &[
     "setnetworkactive",
 ];
 
-/// Core's RPC_CLIENT_NODE_NOT_ADDED: `addnode … remove` of a node never added.
-pub const NODE_NOT_ADDED: i64 = -24;
-/// Core's RPC_CLIENT_INVALID_IP_OR_SUBNET: `setban … remove` of a peer that is not banned.
-pub const NOT_BANNED: i64 = -30;
-
 /// Answers one of [`METHODS`].
 pub async fn call(net: &NetworkHandle, method: &str, params: &[Value]) -> Result<Value, RpcError> {
     match method {
@@ -192,8 +187,8 @@ fn peer_param(method: &str, params: &[Value], index: usize) -> Result<PeerId, Rp
 fn to_rpc(e: NetworkError) -> RpcError {
     let code = match &e {
         NetworkError::InvalidAddress { .. } => codes::INVALID_PARAMS,
-        NetworkError::NotBanned(_) => NOT_BANNED,
-        NetworkError::NotAdded(_) => NODE_NOT_ADDED,
+        NetworkError::NotBanned(_) => codes::NOT_BANNED,
+        NetworkError::NotAdded(_) => codes::NODE_NOT_ADDED,
         NetworkError::SelfPeer(_) => codes::INVALID_PARAMETER,
         _ => codes::P2P_ERROR,
     };

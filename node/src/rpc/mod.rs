@@ -8,7 +8,6 @@
 
 pub mod methods;
 
-use crate::datadir::COOKIE_USER;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
+use cairn_rpc::COOKIE_USER;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -24,33 +24,7 @@ pub use methods::RpcContext;
 /// Largest request body accepted (a max-size block in hex, with room to spare).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
-/// Standard JSON-RPC error codes, plus Bitcoin Core's application codes.
-pub mod codes {
-    /// Invalid JSON.
-    pub const PARSE_ERROR: i64 = -32700;
-    /// Not a valid request object.
-    pub const INVALID_REQUEST: i64 = -32600;
-    /// No such method.
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    /// Wrong parameters.
-    pub const INVALID_PARAMS: i64 = -32602;
-    /// Internal error.
-    pub const INTERNAL_ERROR: i64 = -32603;
-    /// Generic application error (Core's RPC_MISC_ERROR).
-    pub const MISC_ERROR: i64 = -1;
-    /// Unknown block, transaction or address (Core's RPC_INVALID_ADDRESS_OR_KEY).
-    pub const INVALID_ADDRESS_OR_KEY: i64 = -5;
-    /// Parameter out of range (Core's RPC_INVALID_PARAMETER).
-    pub const INVALID_PARAMETER: i64 = -8;
-    /// Undecodable transaction or block (Core's RPC_DESERIALIZATION_ERROR).
-    pub const DESERIALIZATION_ERROR: i64 = -22;
-    /// Transaction or block rejected (Core's RPC_VERIFY_REJECTED); message = reject reason.
-    pub const VERIFY_REJECTED: i64 = -26;
-    /// Peer-to-peer functionality unavailable or the peer is unknown (Core's RPC_CLIENT_P2P_DISABLED / NODE_NOT_CONNECTED).
-    pub const P2P_ERROR: i64 = -29;
-    /// The node is shutting down.
-    pub const SHUTTING_DOWN: i64 = -28;
-}
+pub use cairn_rpc::codes;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]

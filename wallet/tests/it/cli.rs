@@ -145,14 +145,31 @@ fn import_dev_address_and_balance() {
 
 #[test]
 fn immature_coinbase_is_shown_separately() {
-    // Genesis outputs are coinbase outputs of height 0; maturity is 10.
+    // A coinbase output mined at height 1 matures at 1 + 10 (maturity 10); the chain is at 5.
+    // The genesis premine is not a coinbase for this rule (as in cairn-core): the wallet's
+    // dev balance stays confirmed.
     let s = Setup::new(5);
-    s.run(&["import-dev", "1"]).ok();
+    let address = s.run(&["new"]).ok();
+    let hash = ChainParams::devnet().parse_address(address.trim()).unwrap();
+    s.node.add_coin(
+        OutPoint {
+            txid: Txid::from_byte_array([7; 32]),
+            vout: 0,
+        },
+        Coin {
+            output: TxOut {
+                amount: Amount::from_base(5_000_000_000),
+                address: hash,
+            },
+            height: 1,
+            is_coinbase: true,
+        },
+    );
     let b = s.json(&["balance"]);
     assert_eq!(b["confirmed"], 0);
-    assert_eq!(b["immature"], DEV_BALANCE);
+    assert_eq!(b["immature"], 5_000_000_000u64);
     let out = s.run(&["balance"]).ok();
-    assert!(out.contains("spendable from height 10"), "{out}");
+    assert!(out.contains("spendable from height 11"), "{out}");
     // And it cannot be spent yet.
     let err = s
         .run(&["send", "--to", &dev_address(2), "--amount", "1000"])

@@ -3,9 +3,10 @@
 //! that enforces `cairn-core`'s transaction rules, conflicts and replace-by-fee. It lets the
 //! wallet's command line be tested end to end before (and independently of) the node.
 
-use base64::Engine as _;
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
 use cairn_core::{Amount, ChainParams, Coin, OutPoint, Transaction, TxOut, Txid, encoding};
+use cairn_rpc::types::{AddressUtxo, BlockchainInfo};
+use cairn_rpc::{COOKIE_USER, Cookie, NodeInfo, codes};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -48,10 +49,11 @@ impl FakeNode {
                     txid,
                     vout: vout as u32,
                 },
+                // As cairn-core: the genesis outputs are the premine, spendable at once.
                 Coin {
                     output: *output,
                     height: 0,
-                    is_coinbase: true,
+                    is_coinbase: false,
                 },
             );
         }
@@ -74,14 +76,18 @@ impl FakeNode {
             }
         });
         let datadir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            datadir.path().join("node.json"),
-            json!({"rpc": addr.to_string(), "p2p": [], "peer_id": "fake", "pid": 1}).to_string(),
-        )
+        NodeInfo {
+            rpc: addr.to_string(),
+            p2p: Vec::new(),
+            peer_id: "fake".into(),
+            pid: 1,
+            metrics: None,
+        }
+        .write(datadir.path())
         .unwrap();
         std::fs::write(
-            datadir.path().join(".cookie"),
-            format!("__cookie__:{SECRET}"),
+            cairn_rpc::auth::cookie_path(datadir.path()),
+            format!("{COOKIE_USER}:{SECRET}"),
         )
         .unwrap();
         FakeNode {
@@ -163,10 +169,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     let mut stream = stream;
     let mut content_length = 0usize;
     let mut authorized = false;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("__cookie__:{SECRET}"))
-    );
+    let expected = Cookie {
+        user: COOKIE_USER.into(),
+        password: SECRET.into(),
+    }
+    .header();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -243,24 +250,27 @@ fn address_param(s: &State, params: &[Value]) -> Result<cairn_core::PubkeyHash, 
     let text = params
         .first()
         .and_then(Value::as_str)
-        .ok_or((-32602, "address expected".to_owned()))?;
+        .ok_or((codes::INVALID_PARAMS, "address expected".to_owned()))?;
     s.params
         .parse_address(text)
-        .map_err(|e| (-5, e.to_string()))
+        .map_err(|e| (codes::INVALID_ADDRESS_OR_KEY, e.to_string()))
 }
 
 fn dispatch(s: &mut State, method: &str, params: &[Value]) -> RpcResult {
     match method {
-        "getblockchaininfo" => Ok(json!({
-            "chain": s.params.network_id,
-            "blocks": s.height,
-            "bestblockhash": "00".repeat(32),
-            "chainwork": "00",
-            "difficulty": 1.0,
-            "mediantime": 0,
-            "hrp": s.params.hrp,
-            "coinbase_maturity": s.params.coinbase_maturity,
-            "genesis": s.params.genesis_hash.to_string(),
+        "getblockchaininfo" => Ok(json!(BlockchainInfo {
+            chain: s.params.network_id.clone(),
+            blocks: s.height,
+            headers: s.height as usize + 1,
+            bestblockhash: "00".repeat(32),
+            chainwork: "00".into(),
+            difficulty: 1.0,
+            mediantime: 0,
+            time: 0,
+            hrp: s.params.hrp.clone(),
+            coinbase_maturity: s.params.coinbase_maturity,
+            genesis: s.params.genesis_hash.to_string(),
+            orphans: 0,
         })),
         "getblockhash" => Ok(json!(s.params.genesis_hash.to_string())),
         "getaddressutxos" => {
@@ -270,9 +280,13 @@ fn dispatch(s: &mut State, method: &str, params: &[Value]) -> RpcResult {
                     .iter()
                     .filter(|(_, c)| c.output.address == wanted)
                     .map(|(o, c)| {
-                        json!({"txid": o.txid.to_string(), "vout": o.vout,
-                               "amount": c.output.amount.to_base(), "height": c.height,
-                               "coinbase": c.is_coinbase})
+                        json!(AddressUtxo {
+                            txid: o.txid.to_string(),
+                            vout: o.vout,
+                            amount: c.output.amount.to_base(),
+                            height: c.height,
+                            coinbase: c.is_coinbase,
+                        })
                     })
                     .collect(),
             ))
@@ -301,7 +315,7 @@ fn dispatch(s: &mut State, method: &str, params: &[Value]) -> RpcResult {
                 .first()
                 .and_then(Value::as_str)
                 .and_then(|t| t.parse().ok())
-                .ok_or((-32602, "txid expected".to_owned()))?;
+                .ok_or((codes::INVALID_PARAMS, "txid expected".to_owned()))?;
             if s.mempool.contains_key(&txid) {
                 return Ok(json!({"txid": txid.to_string()}));
             }
@@ -310,21 +324,35 @@ fn dispatch(s: &mut State, method: &str, params: &[Value]) -> RpcResult {
                     json!({"txid": txid.to_string(), "blockhash": "11".repeat(32),
                                      "confirmations": s.height - h + 1}),
                 ),
-                None => Err((-5, "No such mempool or blockchain transaction".into())),
+                None => Err((
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    "No such mempool or blockchain transaction".into(),
+                )),
             }
         }
         "sendrawtransaction" => {
             let hex_str = params
                 .first()
                 .and_then(Value::as_str)
-                .ok_or((-32602, "hex expected".to_owned()))?;
-            let bytes =
-                hex::decode(hex_str).map_err(|e| (-22, format!("TX decode failed: {e}")))?;
-            let tx: Transaction =
-                encoding::decode(&bytes).map_err(|e| (-22, format!("TX decode failed: {e}")))?;
+                .ok_or((codes::INVALID_PARAMS, "hex expected".to_owned()))?;
+            let bytes = hex::decode(hex_str).map_err(|e| {
+                (
+                    codes::DESERIALIZATION_ERROR,
+                    format!("TX decode failed: {e}"),
+                )
+            })?;
+            let tx: Transaction = encoding::decode(&bytes).map_err(|e| {
+                (
+                    codes::DESERIALIZATION_ERROR,
+                    format!("TX decode failed: {e}"),
+                )
+            })?;
             accept(s, tx)
         }
-        _ => Err((-32601, format!("Method not found: {method}"))),
+        _ => Err((
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        )),
     }
 }
 
@@ -343,7 +371,7 @@ fn lookup(s: &State, outpoint: &OutPoint) -> Option<Coin> {
 }
 
 fn reject(reason: &str) -> (i64, String) {
-    (-26, reason.to_owned())
+    (codes::VERIFY_REJECTED, reason.to_owned())
 }
 
 fn accept(s: &mut State, tx: Transaction) -> RpcResult {

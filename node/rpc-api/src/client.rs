@@ -14,16 +14,17 @@
 //! `-26 txn-mempool-conflict`.
 //!
 //! ```no_run
-//! use cairn_wallet::rpc::RpcClient;
+//! use cairn_rpc::RpcClient;
 //! let node = RpcClient::from_datadir("./.cairn")?;
 //! let info = node.call("getblockchaininfo", serde_json::json!([]))?;
 //! println!("height {}", info["blocks"]);
-//! # Ok::<(), cairn_wallet::rpc::RpcError>(())
+//! # Ok::<(), cairn_rpc::RpcError>(())
 //! ```
 
-use base64::Engine as _;
+use crate::auth::{Cookie, CookieError};
+use crate::codes;
+use crate::files::{FileError, NodeInfo};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,35 +32,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// User name of cookie authentication (as in Bitcoin Core).
-pub const COOKIE_USER: &str = "__cookie__";
-
 /// How long one call may take before it fails as a transport error. Generous: `generate`
 /// on a slow machine mines blocks inside the call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Largest response body read (a verbose `getblock` of a full block fits many times).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// JSON-RPC error codes the node uses (Bitcoin Core's numbering).
-pub mod codes {
-    /// The request is not valid JSON.
-    pub const PARSE_ERROR: i64 = -32700;
-    /// The JSON is not a valid request.
-    pub const INVALID_REQUEST: i64 = -32600;
-    /// No such method.
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    /// Wrong parameters.
-    pub const INVALID_PARAMS: i64 = -32602;
-    /// Unknown address, key, block or transaction.
-    pub const INVALID_ADDRESS_OR_KEY: i64 = -5;
-    /// Raw transaction or block hex that does not decode (`TX decode failed: …`).
-    pub const DESERIALIZATION_ERROR: i64 = -22;
-    /// A transaction or block was rejected; the message is the reject reason.
-    pub const VERIFY_REJECTED: i64 = -26;
-    /// The transaction is already in the chain.
-    pub const VERIFY_ALREADY_IN_CHAIN: i64 = -27;
-}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +89,18 @@ pub enum RpcError {
     },
 }
 
+impl From<FileError> for RpcError {
+    fn from(e: FileError) -> Self {
+        RpcError::Config(e.to_string())
+    }
+}
+
+impl From<CookieError> for RpcError {
+    fn from(e: CookieError) -> Self {
+        RpcError::Config(e.to_string())
+    }
+}
+
 impl RpcError {
     /// The JSON-RPC error code, if the node answered with one.
     pub fn code(&self) -> Option<i64> {
@@ -129,97 +119,6 @@ impl RpcError {
     /// Whether the node does not know the method (an older node, another implementation).
     pub fn is_method_not_found(&self) -> bool {
         self.code() == Some(codes::METHOD_NOT_FOUND)
-    }
-}
-
-/// What a node records in `DATADIR/node.json` once it is ready.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// RPC address, `127.0.0.1:PORT`.
-    pub rpc: String,
-    /// P2P listen multiaddrs.
-    #[serde(default)]
-    pub p2p: Vec<String>,
-    /// libp2p peer id.
-    #[serde(default)]
-    pub peer_id: Option<String>,
-    /// Process id of the node.
-    #[serde(default)]
-    pub pid: Option<u32>,
-}
-
-impl NodeInfo {
-    /// Reads `DATADIR/node.json`.
-    pub fn read(datadir: &Path) -> Result<NodeInfo, RpcError> {
-        let path = datadir.join("node.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            RpcError::Config(format!(
-                "cannot read {}: {e} (is a cairn node running with --datadir {}?)",
-                path.display(),
-                datadir.display()
-            ))
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|e| RpcError::Config(format!("{} is not valid: {e}", path.display())))
-    }
-
-    /// The RPC URL, `http://ADDR`.
-    pub fn rpc_url(&self) -> String {
-        if self.rpc.contains("://") {
-            self.rpc.clone()
-        } else {
-            format!("http://{}", self.rpc)
-        }
-    }
-}
-
-/// A Basic-auth credential: user and password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Cookie {
-    /// User name; `__cookie__` for a node's cookie.
-    pub user: String,
-    /// Password; the hex secret for a node's cookie.
-    pub password: String,
-}
-
-impl fmt::Debug for Cookie {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Cookie({}:<redacted>)", self.user)
-    }
-}
-
-impl Cookie {
-    /// Parses a cookie file's content, `USER:PASSWORD` (trailing newline allowed).
-    pub fn parse(content: &str) -> Option<Cookie> {
-        let (user, password) = content.trim_end_matches(['\r', '\n']).split_once(':')?;
-        if user.is_empty() || password.is_empty() {
-            return None;
-        }
-        Some(Cookie {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        })
-    }
-
-    /// Reads and parses a cookie file.
-    pub fn read(path: &Path) -> Result<Cookie, RpcError> {
-        let content = std::fs::read_to_string(path).map_err(|e| {
-            RpcError::Config(format!("cannot read cookie file {}: {e}", path.display()))
-        })?;
-        Cookie::parse(&content).ok_or_else(|| {
-            RpcError::Config(format!(
-                "cookie file {} does not hold `{COOKIE_USER}:HEX`",
-                path.display()
-            ))
-        })
-    }
-
-    fn header(&self) -> String {
-        let raw = format!("{}:{}", self.user, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
     }
 }
 
@@ -318,7 +217,7 @@ impl RpcClient {
         match &self.credential {
             Credential::None => Ok(None),
             Credential::Fixed(c) => Ok(Some(c.clone())),
-            Credential::File(path) => Cookie::read(path).map(Some),
+            Credential::File(path) => Ok(Some(Cookie::read(path)?)),
         }
     }
 
@@ -475,29 +374,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookie_file_content_parses() {
-        let c = Cookie::parse("__cookie__:abcd\n").unwrap();
-        assert_eq!(c.user, COOKIE_USER);
-        assert_eq!(c.password, "abcd");
-        assert_eq!(c.header(), "Basic X19jb29raWVfXzphYmNk");
-        assert!(Cookie::parse("nocolon").is_none());
-        assert!(Cookie::parse("__cookie__:").is_none());
-        assert!(!format!("{c:?}").contains("abcd"));
-    }
-
-    #[test]
-    fn node_info_gives_an_http_url() {
-        let info: NodeInfo =
-            serde_json::from_str(r#"{"rpc":"127.0.0.1:4242","p2p":[],"peer_id":"x","pid":7}"#)
-                .unwrap();
-        assert_eq!(info.rpc_url(), "http://127.0.0.1:4242");
+    fn a_bare_address_gets_http() {
         let bare = RpcClient::new("127.0.0.1:1", None);
         assert_eq!(bare.url(), "http://127.0.0.1:1");
     }
 
     #[test]
     fn missing_node_json_is_a_config_error_naming_the_file() {
-        let dir = std::env::temp_dir().join("cairn-wallet-no-such-datadir");
+        let dir = std::env::temp_dir().join("cairn-rpc-no-such-datadir");
         let err = RpcClient::from_datadir(&dir).unwrap_err();
         assert!(matches!(err, RpcError::Config(_)));
         assert!(err.to_string().contains("node.json"), "{err}");

@@ -11,13 +11,12 @@
 //! block every S seconds (predictable, like anvil). Running `up` on a DIR whose nodes were
 //! stopped restarts them on their existing chains.
 
-use crate::config::load_params;
 use anyhow::{Context, bail};
 use cairn_core::ChainParams;
-use cairn_wallet::rpc::RpcClient;
+use cairn_rpc::{DevKey, Devnet, DevnetNode, NodeInfo, RpcClient};
+use cairn_wallet::cli::load_params;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -77,87 +76,14 @@ pub enum TestnetCommand {
     Down,
 }
 
-/// One node in `devnet.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DevnetNode {
-    /// `nodeK`.
-    pub name: String,
-    /// Its datadir.
-    pub datadir: PathBuf,
-    /// `http://127.0.0.1:PORT`.
-    pub rpc_url: String,
-    /// Its cookie file.
-    pub cookie_file: PathBuf,
-    /// Its P2P multiaddr with `/p2p/ID`.
-    pub p2p: String,
-    /// Its peer id.
-    pub peer_id: String,
-    /// Process id.
-    pub pid: u32,
-}
-
-/// A dev key in `devnet.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DevKey {
-    /// `devK`.
-    pub name: String,
-    /// Address.
-    pub address: String,
-    /// Secret key (public on purpose).
-    pub secret_key_hex: String,
-}
-
-/// `DIR/devnet.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Devnet {
-    /// The nodes.
-    pub nodes: Vec<DevnetNode>,
-    /// The dev keys.
-    pub dev_keys: Vec<DevKey>,
-    /// Genesis file the nodes use (absent: the embedded dev network).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub genesis: Option<PathBuf>,
-    /// Current partition groups (empty when healed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub partition: Vec<Vec<String>>,
-    /// How the nodes mine: `continuous`, `interval:SECS` or `off`.
-    #[serde(default)]
-    pub mining: String,
-}
-
-impl Devnet {
-    /// Reads `DIR/devnet.json`.
-    pub fn read(dir: &Path) -> anyhow::Result<Devnet> {
-        let path = dir.join("devnet.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (has `cairn testnet --dir {} up` run?)",
-                path.display(),
-                dir.display()
-            )
-        })?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-
-    fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join("devnet.json");
-        let tmp = dir.join("devnet.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
-    }
-
-    fn node(&self, name: &str) -> anyhow::Result<&DevnetNode> {
-        self.nodes
-            .iter()
-            .find(|n| n.name == name)
-            .with_context(|| format!("no node named {name} (nodes: {})", self.names().join(", ")))
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
-    }
+/// The node of `devnet` called `name`, or an error listing the names there are.
+pub fn node_named<'a>(devnet: &'a Devnet, name: &str) -> anyhow::Result<&'a DevnetNode> {
+    devnet.node(name).with_context(|| {
+        format!(
+            "no node named {name} (nodes: {})",
+            devnet.names().join(", ")
+        )
+    })
 }
 
 /// An RPC client for a testnet node.
@@ -317,7 +243,7 @@ pub fn up(
         let pid = child.id();
         let started = Instant::now();
         let info = loop {
-            if let Ok(info) = crate::datadir::read_node_info(&datadir)
+            if let Ok(info) = NodeInfo::read(&datadir)
                 && info.pid == pid
             {
                 break info;
@@ -351,10 +277,11 @@ pub fn up(
             name,
             datadir: datadir.clone(),
             rpc_url: format!("http://{}", info.rpc),
-            cookie_file: crate::datadir::cookie_path(&datadir),
+            cookie_file: cairn_rpc::auth::cookie_path(&datadir),
             p2p,
             peer_id: info.peer_id,
             pid,
+            metrics_url: None,
         });
     }
 
@@ -511,7 +438,7 @@ fn partition(dir: &Path, groups: &[String]) -> anyhow::Result<()> {
         .collect();
     let mut seen = BTreeSet::new();
     for name in groups.iter().flatten() {
-        devnet.node(name)?;
+        node_named(&devnet, name)?;
         if !seen.insert(name.clone()) {
             bail!("{name} is in more than one group");
         }
