@@ -401,9 +401,6 @@ pub fn check_proof_of_work(
 pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, BlockError> {
     let hash = block.block_hash();
     check_proof_of_work(&hash, block.header.bits, params)?;
-    if block.txs.is_empty() {
-        return Err(BlockError::NoTransactions);
-    }
     let mut txids = Vec::with_capacity(block.txs.len());
     let mut wtxids = Vec::with_capacity(block.txs.len());
     for tx in &block.txs {
@@ -417,6 +414,13 @@ pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, B
             header: block.header.merkle_root,
             computed,
         });
+    }
+    // Only now, with the body proven to be the one the header commits to, may a rule it
+    // breaks condemn the header: an empty body under a real header is a mutated body
+    // (BadMerkleRoot above, never cached as invalid), an empty body under a header that
+    // commits to no transactions is an invalid block.
+    if block.txs.is_empty() {
+        return Err(BlockError::NoTransactions);
     }
     let size = block.encoded_size();
     if size > params.max_block_size {

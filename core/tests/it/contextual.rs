@@ -604,6 +604,35 @@ fn body_not_matching_a_known_header_does_not_mark_the_header_invalid() {
 }
 
 #[test]
+fn empty_body_under_a_known_header_does_not_poison_the_block() {
+    // Byzantine finding 1: an empty body used to fail as NoTransactions, a permanent error,
+    // before the merkle root was compared, so one peer answering a block request with the
+    // real header and no transactions marked an honest block (and its descendants) invalid.
+    let mut kit = regtest();
+    let tx = spend_genesis_coin(&kit, 1);
+    let good = unaccepted_block(&mut kit, vec![tx], Amount::from_base(FEE));
+    let now = kit.now();
+    let mut node = fresh_node(kit.params());
+    node.accept_header(&good.header, now).expect("memory store");
+    let mut emptied = good.clone();
+    emptied.txs.clear();
+    let error = rejection(&mut node, &emptied, now);
+    assert!(
+        matches!(error, BlockError::BadMerkleRoot { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_permanent());
+    assert!(
+        !node
+            .entry(&good.block_hash())
+            .expect("header known")
+            .validity
+            .is_invalid()
+    );
+    accept_active(&mut node, &good, now);
+}
+
+#[test]
 fn body_committed_to_by_a_known_header_that_breaks_a_rule_marks_the_header_invalid() {
     let mut kit = regtest();
     let params = kit.params().clone();
