@@ -8,6 +8,7 @@ pub mod chain_task;
 pub mod config;
 pub mod datadir;
 pub mod mempool;
+pub mod metrics;
 pub mod mining;
 pub mod network;
 pub mod rpc;
