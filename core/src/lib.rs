@@ -25,6 +25,7 @@ pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tx;
+pub mod utxo;
 pub mod validation;
 
 pub use amount::Amount;
@@ -34,6 +35,7 @@ pub use hash::{BlockHash, Hash256, MerkleRoot, Txid, Wtxid};
 pub use keys::{PubkeyHash, SecretKey};
 pub use params::ChainParams;
 pub use pow::{CompactTarget, Target, Work};
-pub use store::{Coin, MemoryStore};
+pub use store::MemoryStore;
 pub use tx::{OutPoint, Transaction, TxIn, TxOut};
+pub use utxo::Coin;
 pub use validation::{BlockError, TxError};

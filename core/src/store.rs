@@ -8,20 +8,12 @@ use crate::amount::Amount;
 use crate::block::Block;
 use crate::chain::BlockEntry;
 use crate::hash::{BlockHash, Hash256};
-use crate::tx::{OutPoint, TxOut};
+use crate::tx::OutPoint;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
-/// An unspent output and where it came from.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
-pub struct Coin {
-    /// The output.
-    pub output: TxOut,
-    /// Height of the block that created it.
-    pub height: u32,
-    /// Created by a coinbase (subject to maturity).
-    pub is_coinbase: bool,
-}
+/// Re-exported: the store keeps coins, and callers name them through it.
+pub use crate::utxo::Coin;
 
 /// What disconnecting a block needs: the coins its inputs spent, in input order.
 #[derive(Clone, PartialEq, Eq, Debug, Default, bincode::Encode, bincode::Decode)]

@@ -8,8 +8,9 @@ use crate::chain::{ChainState, ImportOutcome};
 use crate::hash::BlockHash;
 use crate::keys::SecretKey;
 use crate::params::{ChainParams, dev_secret_key};
-use crate::store::{Coin, MemoryStore};
+use crate::store::MemoryStore;
 use crate::tx::{OutPoint, Transaction, TxIn, TxOut};
+use crate::utxo::Coin;
 use crate::validation::check_proof_of_work;
 
 /// Grinds the nonce until the header meets its own target.

@@ -14,7 +14,7 @@ use crate::keys::{PubkeyHash, SignatureError, verify_signature};
 use crate::merkle::merkle_root;
 use crate::params::ChainParams;
 use crate::pow::{PowError, Target};
-use crate::store::Coin;
+use crate::utxo::Coin;
 use crate::tx::{MAX_TX_DATA, OutPoint, SighashCache, Transaction};
 use std::collections::HashSet;
 

@@ -19,8 +19,9 @@ use crate::keys::PubkeyHash;
 use crate::merkle::merkle_root;
 use crate::params::{ChainParams, MEDIAN_TIME_SPAN};
 use crate::pow::{CompactTarget, Target};
-use crate::store::{BlockUndo, ChainStore, Coin, StoreBatch, StoreError, UtxoStats};
+use crate::store::{BlockUndo, ChainStore, StoreBatch, StoreError, UtxoStats};
 use crate::tx::{OutPoint, Transaction, TxOut};
+use crate::utxo::Coin;
 use crate::validation::{
     BlockError, CheckedBlock, check_block, check_proof_of_work, check_tx_inputs,
     verify_tx_signatures,
