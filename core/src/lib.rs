@@ -13,6 +13,7 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod block_index;
 pub mod chain;
 pub mod difficulty;
 pub mod encoding;

@@ -6,7 +6,7 @@
 
 use crate::amount::Amount;
 use crate::block::Block;
-use crate::chain::BlockEntry;
+use crate::block_index::BlockEntry;
 use crate::hash::{BlockHash, Hash256};
 use crate::tx::OutPoint;
 use sha2::{Digest, Sha256};
