@@ -9,9 +9,9 @@ use crate::amount::Amount;
 use crate::block::{Block, BlockHeader};
 use crate::chain::fork_choice::ForkChoice;
 use crate::chain::orphans::OrphanPool;
-use crate::chain::{
-    BlockEntry, ChainError, ChainTip, HeaderOutcome, ImportOutcome, ImportReport, TipChanged,
-    TipStatus, Validity,
+use crate::block_index::{BlockEntry, Validity};
+use crate::chain::outcome::{
+    ChainError, ChainTip, HeaderOutcome, ImportOutcome, ImportReport, TipChanged, TipStatus,
 };
 use crate::difficulty::{check_timewarp, median_time, next_bits};
 use crate::hash::{BlockHash, Txid};
