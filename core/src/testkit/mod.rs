@@ -1,6 +1,8 @@
-//! Builders for valid chains, shared by this crate's tests, the node's store conformance
-//! test and other crates' tests (feature `testkit`). Blocks are mined for real, at the
-//! regtest difficulty.
+//! Builders for valid chains, shared by this crate's tests and other crates' tests (feature
+//! `testkit`), and the [`store_conformance`] suite every store must pass. Blocks are mined
+//! for real, at the regtest difficulty.
+
+pub mod store_conformance;
 
 use crate::amount::Amount;
 use crate::block::Block;
