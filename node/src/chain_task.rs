@@ -125,27 +125,24 @@ impl NodeState {
         Ok(report)
     }
 
-    /// Brings indexes and mempool in line with a moved tip, then announces it.
+    /// Brings indexes and mempool in line with a moved tip, then announces it. The change
+    /// carries its blocks with their txids, so nothing is read back from the store.
     pub fn apply_tip_change(&mut self, change: &TipChanged, now: u64) -> Result<(), ChainError> {
-        for hash in &change.reverted {
-            let block = self.read_block(hash)?;
-            for tx in &block.txs {
-                self.tx_index.remove(&tx.txid());
+        for block in &change.reverted {
+            for txid in block.txids.iter() {
+                self.tx_index.remove(txid);
             }
         }
-        let mut connected = Vec::with_capacity(change.connected.len());
-        for hash in &change.connected {
-            let block = self.read_block(hash)?;
-            for tx in &block.txs {
-                self.tx_index.insert(tx.txid(), *hash);
+        for block in &change.connected {
+            for txid in block.txids.iter() {
+                self.tx_index.insert(*txid, block.hash);
             }
-            connected.push(block);
         }
         let next_height = self.chain.height() + 1;
         self.mempool
             .reorg(
                 change.returned_txs.clone(),
-                &connected,
+                &change.connected,
                 self.chain.store(),
                 next_height,
                 now,

@@ -14,6 +14,7 @@ pub mod state;
 
 pub use crate::block_index::{BlockEntry, Validity};
 pub use outcome::{
-    ChainError, ChainTip, HeaderOutcome, ImportOutcome, ImportReport, TipChanged, TipStatus,
+    ChainError, ChainTip, HashedBlock, HeaderOutcome, ImportOutcome, ImportReport, TipChanged,
+    TipStatus,
 };
 pub use state::ChainState;

@@ -2,10 +2,12 @@
 //! active chain moved, the tips of the block tree, and failures that are not consensus
 //! verdicts. Plain data, so the node can act on it without reaching into the chain state.
 
-use crate::hash::BlockHash;
+use crate::block::Block;
+use crate::hash::{BlockHash, Txid};
 use crate::store::StoreError;
 use crate::tx::Transaction;
 use crate::validation::BlockError;
+use std::sync::Arc;
 
 /// Status of a chain tip, as `getchaintips` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +50,28 @@ pub struct ChainTip {
     pub status: TipStatus,
 }
 
-/// How the active chain moved.
+/// A block that joined or left the active chain, with the hashes the chain state computed
+/// while validating it: whoever acts on a [`TipChanged`] neither reads the block back from
+/// the store nor hashes its transactions again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashedBlock {
+    /// Header hash.
+    pub hash: BlockHash,
+    /// Height.
+    pub height: u32,
+    /// The block (shared with the chain state's per-operation cache, never copied).
+    pub block: Arc<Block>,
+    /// Txids of `block.txs`, in block order.
+    pub txids: Arc<[Txid]>,
+}
+
+/// How the active chain moved, with the blocks that moved.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TipChanged {
     /// Blocks disconnected, newest first.
-    pub reverted: Vec<BlockHash>,
+    pub reverted: Vec<HashedBlock>,
     /// Blocks connected, oldest first.
-    pub connected: Vec<BlockHash>,
+    pub connected: Vec<HashedBlock>,
     /// Non-coinbase transactions of the reverted blocks, oldest block first: candidates for
     /// the mempool (the node re-validates them; some may now conflict).
     pub returned_txs: Vec<Transaction>,
@@ -64,6 +81,16 @@ impl TipChanged {
     /// Depth of the reorganisation (0 when the tip only advanced).
     pub fn reorg_depth(&self) -> usize {
         self.reverted.len()
+    }
+
+    /// Hashes of the disconnected blocks, newest first.
+    pub fn reverted_hashes(&self) -> Vec<BlockHash> {
+        self.reverted.iter().map(|b| b.hash).collect()
+    }
+
+    /// Hashes of the connected blocks, oldest first.
+    pub fn connected_hashes(&self) -> Vec<BlockHash> {
+        self.connected.iter().map(|b| b.hash).collect()
     }
 }
 
