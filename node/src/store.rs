@@ -622,8 +622,8 @@ mod tests {
     use cairn_core::amount::Amount;
     use cairn_core::keys::PubkeyHash;
     use cairn_core::params::ChainParams;
-    use cairn_core::store::{MemoryStore, UtxoStats, conformance};
-    use cairn_core::testkit::TestChain;
+    use cairn_core::store::{MemoryStore, UtxoStats};
+    use cairn_core::testkit::{TestChain, store_conformance};
     use cairn_core::tx::TxOut;
     use tempfile::TempDir;
 
@@ -672,7 +672,7 @@ mod tests {
     #[test]
     fn rocks_store_passes_the_conformance_suite() {
         let mut dirs = Vec::new();
-        conformance::run(|| {
+        store_conformance::run(|| {
             let (dir, store) = fresh();
             dirs.push(dir);
             store

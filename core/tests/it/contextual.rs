@@ -55,7 +55,7 @@ fn block_with_unknown_parent_is_held_as_orphan_and_connects_when_the_parent_arri
     assert_eq!(report.outcome, ImportOutcome::Active);
     assert_eq!(node.tip().hash, blocks[2].block_hash());
     let changed = report.tip_changed.expect("the tip moved");
-    assert_eq!(changed.connected, hashes(&blocks[1..]));
+    assert_eq!(changed.connected_hashes(), hashes(&blocks[1..]));
     assert!(changed.reverted.is_empty());
     assert_eq!(node.orphan_count(), 0);
 }
