@@ -10,7 +10,7 @@
 use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{InboundRequest, is_protocol_violation};
 use super::gossip::{self, Kind};
-use super::peers::{self, Ban, BanList, Offense, Scores, StaticPeer, TokenBucket};
+use super::peers::{self, BanList, Offense, Scores, StaticPeer, TokenBucket};
 use super::protocol::{
     self, BLOCKS_RESPONSE_SOFT_LIMIT, Status, SyncRequest, SyncResponse, Topics,
 };
@@ -1178,14 +1178,4 @@ fn read_blocks(
         }
     }
     out
-}
-
-/// The ban list as `listbanned` shows it.
-pub fn ban_json(ban: &Ban) -> serde_json::Value {
-    serde_json::json!({
-        "peer_id": ban.peer_id.to_base58(),
-        "banned_until": ban.banned_until,
-        "ban_created": ban.ban_created,
-        "reason": ban.reason,
-    })
 }
