@@ -7,6 +7,7 @@
 //! computing our status, validating gossip) runs on helper tasks that send their results
 //! back through a channel, so a slow block import never stalls the swarm.
 
+use super::ban_store::BanStore;
 use super::behaviour::{self, Behaviour, BehaviourEvent};
 use super::codec::{InboundRequest, is_protocol_violation};
 use super::gossip::{self, Kind};
@@ -95,6 +96,7 @@ enum Internal {
 }
 
 /// Builds the swarm, binds the listeners, spawns the loop and its helpers.
+#[allow(clippy::too_many_arguments)] // until the loop's concerns get their own modules
 pub(crate) async fn spawn(
     key: Keypair,
     chain: ChainHandle,
@@ -102,6 +104,7 @@ pub(crate) async fn spawn(
     static_peers: Vec<Multiaddr>,
     mdns: bool,
     bans: BanList,
+    ban_store: BanStore,
     listen_timeout: Duration,
 ) -> Result<Started, NetworkError> {
     let params = chain.params().clone();
@@ -188,6 +191,7 @@ pub(crate) async fn spawn(
         peers: HashMap::new(),
         scores: Scores::default(),
         bans,
+        ban_store,
         static_peers: static_peers
             .iter()
             .map(|a| StaticPeer::new(a, now))
@@ -233,6 +237,8 @@ pub(crate) struct EventLoop {
     peers: HashMap<PeerId, ConnectedPeer>,
     scores: Scores,
     bans: BanList,
+    /// Writes every new version of `bans` to disk, off this task.
+    ban_store: BanStore,
     static_peers: Vec<StaticPeer>,
     /// Peers of another network (and when we found out): disconnected, never redialled.
     incompatible: HashMap<PeerId, Instant>,
@@ -279,6 +285,7 @@ impl EventLoop {
         for peer in connected {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
+        self.ban_store.close().await;
         tracing::info!("p2p network stopped");
     }
 
@@ -840,6 +847,7 @@ impl EventLoop {
 
     fn ban(&mut self, peer: PeerId, duration: Duration, reason: String) {
         let ban = self.bans.ban(peer, duration, reason, unix_now()).clone();
+        self.ban_store.save(self.bans.list());
         tracing::warn!(%peer, until = ban.banned_until, "banned peer: {}", ban.reason);
         // Closes its connections at once and refuses new ones.
         self.swarm.behaviour_mut().blocked.block_peer(peer);
@@ -883,6 +891,7 @@ impl EventLoop {
             }
             Command::Unban { peer, reply } => {
                 let result = if self.bans.unban(&peer) {
+                    self.ban_store.save(self.bans.list());
                     tracing::info!(%peer, "ban lifted");
                     self.swarm.behaviour_mut().blocked.unblock_peer(peer);
                     self.scores.reset(&peer);
@@ -1086,7 +1095,11 @@ impl EventLoop {
     }
 
     fn expire_bans(&mut self) {
-        for peer in self.bans.expire(unix_now()) {
+        let ended = self.bans.expire(unix_now());
+        if !ended.is_empty() {
+            self.ban_store.save(self.bans.list());
+        }
+        for peer in ended {
             tracing::info!(%peer, "ban expired");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }

@@ -7,12 +7,14 @@
 //!   cloneable [`NetworkHandle`].
 //! - [`gossip`]: validation of gossiped blocks and transactions before they are forwarded.
 //! - [`sync`]: headers-first catch-up.
-//! - [`peers`]: misbehaviour scores, bans, static peers, rate limits.
+//! - [`peers`]: misbehaviour scores, bans, static peers, rate limits (pure data).
+//! - [`ban_store`]: the ban list on disk, written off the event loop.
 //! - [`rpc`]: `getpeerinfo`, `addnode`, `disconnectnode`, `setban`, `listbanned`,
 //!   `setnetworkactive`.
 //!
 //! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
 
+pub mod ban_store;
 pub mod behaviour;
 pub mod codec;
 pub mod event_loop;
@@ -371,11 +373,9 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
         .map(|s| parse_multiaddr(s))
         .collect::<Result<_, _>>()?;
     let key = identity::load_or_create(&identity::key_path(&config.datadir))?;
-    let bans = peers::BanList::load(
-        &config.datadir.join("banlist.json"),
-        crate::chain_task::unix_now(),
-    )
-    .map_err(NetworkError::BanList)?;
+    let ban_path = config.datadir.join("banlist.json");
+    let bans =
+        ban_store::load(&ban_path, crate::chain_task::unix_now()).map_err(NetworkError::BanList)?;
     event_loop::spawn(
         key,
         chain,
@@ -383,6 +383,7 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
         static_peers,
         config.mdns,
         bans,
+        ban_store::BanStore::spawn(ban_path),
         LISTEN_TIMEOUT,
     )
     .await
