@@ -80,9 +80,7 @@ pub async fn call(net: &NetworkHandle, method: &str, params: &[Value]) -> Result
         "listbanned" => {
             at_most(method, params, 0)?;
             let bans = net.list_banned().await.map_err(to_rpc)?;
-            Ok(Value::Array(
-                bans.iter().map(super::event_loop::ban_json).collect(),
-            ))
+            Ok(Value::Array(bans.iter().map(ban_json).collect()))
         }
         "setnetworkactive" => {
             at_most(method, params, 1)?;
@@ -106,6 +104,16 @@ pub async fn call(net: &NetworkHandle, method: &str, params: &[Value]) -> Result
             format!("Method not found: {method}"),
         )),
     }
+}
+
+/// A ban as `listbanned` shows it.
+fn ban_json(ban: &peers::Ban) -> Value {
+    json!({
+        "peer_id": ban.peer_id.to_base58(),
+        "banned_until": ban.banned_until,
+        "ban_created": ban.ban_created,
+        "reason": ban.reason,
+    })
 }
 
 /// How long a `setban add` lasts: `seconds` (default 24 h), or until the unix time
