@@ -275,6 +275,17 @@ impl ChainHandle {
     pub fn params(&self) -> &ChainParams {
         &self.params
     }
+
+    /// Publishes `event` without any change of state: a Byzantine mode
+    /// ([`crate::byzantine`]) gossips blocks and transactions it did not import.
+    pub fn announce(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Events published and not yet seen by the slowest subscriber.
+    pub fn backlog(&self) -> usize {
+        self.events.len()
+    }
 }
 
 /// Starts the state-owner thread. It runs until every handle is dropped, then flushes

@@ -61,6 +61,15 @@ pub struct NodeArgs {
     /// Log format [default: text]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Misbehave on purpose: empty-bodies, invalid-blocks, equivocate, lie-work, tx-flood
+    #[arg(long, value_name = "MODE[,MODE...]")]
+    pub byzantine: Option<String>,
+    /// Most inbound peers from one IP address [default: 32]
+    #[arg(long, hide = true)]
+    pub max_inbound_per_ip: Option<u32>,
+    /// Most inbound peers; beyond, the least useful one is evicted [default: 117]
+    #[arg(long, hide = true)]
+    pub max_inbound: Option<u32>,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -77,6 +86,9 @@ struct FileConfig {
     block_time: Option<u64>,
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
+    byzantine: Option<String>,
+    max_inbound_per_ip: Option<u32>,
+    max_inbound: Option<u32>,
 }
 
 /// Resolved settings.
@@ -104,6 +116,10 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Byzantine faults (`--byzantine`); none for an honest node.
+    pub faults: crate::byzantine::Faults,
+    /// Inbound peer limits.
+    pub limits: crate::network::PeerLimits,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -183,6 +199,12 @@ impl NodeConfig {
             block_time: args.block_time.or(file.block_time),
             mdns: args.mdns || file.mdns.unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            faults: crate::byzantine::parse(&args.byzantine.or(file.byzantine).unwrap_or_default())
+                .context("--byzantine")?,
+            limits: crate::network::PeerLimits::new(
+                args.max_inbound.or(file.max_inbound),
+                args.max_inbound_per_ip.or(file.max_inbound_per_ip),
+            ),
         })
     }
 }

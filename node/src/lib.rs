@@ -4,6 +4,7 @@
 //! integration ([`mining`]) and the one owner of chain state and mempool ([`chain_task`]),
 //! around the pure consensus rules of `cairn-core`. [`run`] is `cairn node`.
 
+pub mod byzantine;
 pub mod chain_task;
 pub mod config;
 pub mod datadir;
@@ -45,6 +46,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             peers: config.peers.clone(),
             mdns: config.mdns,
             datadir: datadir.path().to_path_buf(),
+            faults: config.faults,
+            limits: config.limits,
         },
         chain.clone(),
     )
@@ -68,6 +71,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         config.threads,
         config.block_time,
     );
+    mining.set_faults(config.faults);
+    if config.faults.any() {
+        tracing::warn!(modes = %config.faults.names(), "running as a Byzantine node");
+    }
 
     let ctx = Arc::new(rpc::RpcContext {
         chain: chain.clone(),

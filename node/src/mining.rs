@@ -6,6 +6,7 @@
 //! registered here, and a listener cancels all of them on a new tip (the work would be
 //! stale) or on new mempool transactions (a better template exists).
 
+use crate::byzantine::{self, Faults};
 use crate::chain_task::{ChainHandle, NodeEvent, Origin, unix_now};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
 use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
@@ -63,6 +64,7 @@ struct Shared {
     hashes: AtomicU64,
     started: Instant,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    faults: Mutex<Faults>,
 }
 
 /// Cloneable handle to the miner.
@@ -95,6 +97,7 @@ impl MiningHandle {
             hashes: AtomicU64::new(0),
             started: Instant::now(),
             listener: Mutex::new(None),
+            faults: Mutex::new(Faults::default()),
         });
         let handle = MiningHandle {
             shared: shared.clone(),
@@ -129,6 +132,15 @@ impl MiningHandle {
             .spawn(move || mining_loop(&shared))
             .expect("spawning the mining thread");
         (handle, thread)
+    }
+
+    /// Installs Byzantine faults ([`crate::byzantine`]) in the miner.
+    pub fn set_faults(&self, faults: Faults) {
+        *self
+            .shared
+            .faults
+            .lock()
+            .expect("faults lock is never poisoned") = faults;
     }
 
     /// The address `generate` pays to without an explicit one.
@@ -227,6 +239,8 @@ impl MiningHandle {
 }
 
 /// One search on a fresh template; `Ok(None)` when cancelled (tip or template changed).
+/// A Byzantine node ([`crate::byzantine`]) poisons the template and gossips the block
+/// unimported (`invalid-blocks`), or mines a twin on the same parent (`equivocate`).
 fn mine_one(
     shared: &Shared,
     pay_to: PubkeyHash,
@@ -239,10 +253,45 @@ fn mine_one(
         .expect("search list lock is never poisoned")
         .push(cancel.clone());
     let tag = shared.extranonce.fetch_add(1, Ordering::Relaxed);
-    let template = shared
+    let mut template = shared
         .chain
         .call_blocking(move |s| s.block_template(pay_to, unix_now(), tag.to_le_bytes().to_vec()))
         .map_err(|_| MiningError::Stopped)?;
+    let faults = *shared.faults.lock().expect("faults lock is never poisoned");
+    if faults.invalid_blocks {
+        byzantine::poison(&mut template);
+    }
+    let Some(block) = search(shared, &template, threads, &cancel)? else {
+        return Ok(None);
+    };
+    let hash = block.block_hash();
+    if faults.invalid_blocks {
+        tracing::info!(%hash, "invalid-blocks: gossiping a block that spends a missing coin");
+        shared
+            .chain
+            .announce(NodeEvent::BlockAccepted(Arc::new(block)));
+        return Ok(Some(hash));
+    }
+    let twin = if faults.equivocate {
+        search(shared, &byzantine::equivocal_twin(&template), threads, &cancel)?
+    } else {
+        None
+    };
+    submit(shared, block)?;
+    if let Some(twin) = twin {
+        tracing::info!(%hash, twin = %twin.block_hash(), "equivocate: two blocks on one parent");
+        submit(shared, twin)?;
+    }
+    Ok(Some(hash))
+}
+
+/// Searches a nonce for `template`; `None` when cancelled.
+fn search(
+    shared: &Shared,
+    template: &cairn_core::Block,
+    threads: usize,
+    cancel: &CancelToken,
+) -> Result<Option<cairn_core::Block>, MiningError> {
     let target = Target::from_compact(template.header.bits)
         .map_err(|e| MiningError::Miner(format!("template bits: {e}")))?;
     let miner = Miner::new(MinerConfig {
@@ -251,12 +300,16 @@ fn mine_one(
     })
     .map_err(|e| MiningError::Miner(e.to_string()))?;
     let found = miner
-        .search(&template, &target, &cancel)
+        .search(template, &target, cancel)
         .map_err(|e| MiningError::Miner(e.to_string()))?;
     shared
         .hashes
         .fetch_add(miner.hashes_done(), Ordering::Relaxed);
-    let Some(block) = found else { return Ok(None) };
+    Ok(found)
+}
+
+/// Imports a block we mined.
+fn submit(shared: &Shared, block: cairn_core::Block) -> Result<(), MiningError> {
     let hash = block.block_hash();
     let report = shared
         .chain
@@ -268,7 +321,7 @@ fn mine_one(
             hash,
             reason: e.to_string(),
         }),
-        _ => Ok(Some(hash)),
+        _ => Ok(()),
     }
 }
 

@@ -61,6 +61,9 @@ pub enum TestnetCommand {
         /// Fixed ports: node K gets RPC port BASE+2K and P2P port BASE+2K+1 [default: OS-chosen]
         #[arg(long, value_name = "BASE")]
         port_base: Option<u16>,
+        /// Run node NAME as a Byzantine node (repeatable; modes as for `cairn node --byzantine`)
+        #[arg(long, value_name = "NAME=MODE[,MODE...]")]
+        byzantine: Vec<String>,
     },
     /// Show every node's height, tip, peers, mempool and mining state
     Status,
@@ -111,7 +114,8 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
             block_time,
             genesis,
             port_base,
-        } => up(&dir, n, mine, block_time, genesis, port_base).map(|_| ()),
+            byzantine,
+        } => up(&dir, n, mine, block_time, genesis, port_base, &byzantine).map(|_| ()),
         TestnetCommand::Status => status(&dir),
         TestnetCommand::Partition { groups } => partition(&dir, &groups),
         TestnetCommand::Heal => heal(&dir),
@@ -133,6 +137,31 @@ fn check_port_free(port: u16) -> anyhow::Result<()> {
         .with_context(|| format!("port {port} on 127.0.0.1 is in use"))
 }
 
+/// Parses `--byzantine NAME=MODE[,MODE...]` flags into node name → modes (the node checks
+/// the modes; here only that the name is one of the `n` nodes and given once).
+fn byzantine_nodes(
+    flags: &[String],
+    n: usize,
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for flag in flags {
+        let Some((name, modes)) = flag.split_once('=') else {
+            bail!("--byzantine {flag}: expected NAME=MODE[,MODE...], e.g. node2=lie-work");
+        };
+        let known = (0..n).any(|k| format!("node{k}") == name);
+        if !known {
+            bail!("--byzantine {flag}: no node named {name} (nodes: node0 … node{})", n - 1);
+        }
+        if modes.trim().is_empty() {
+            bail!("--byzantine {flag}: no mode given");
+        }
+        if out.insert(name.to_owned(), modes.to_owned()).is_some() {
+            bail!("--byzantine: {name} is named twice (list its modes once, comma-separated)");
+        }
+    }
+    Ok(out)
+}
+
 /// Starts the testnet; returns its description.
 pub fn up(
     dir: &Path,
@@ -141,10 +170,12 @@ pub fn up(
     block_time: Option<u64>,
     genesis: Option<PathBuf>,
     port_base: Option<u16>,
+    byzantine: &[String],
 ) -> anyhow::Result<Devnet> {
     if n == 0 || n > 32 {
         bail!("-n must be between 1 and 32");
     }
+    let byzantine = byzantine_nodes(byzantine, n)?;
     if dir.join("devnet.json").exists() {
         if let Ok(existing) = Devnet::read(dir) {
             let running: Vec<&str> = existing
@@ -222,6 +253,9 @@ pub fn up(
         }
         for earlier in &nodes {
             cmd.arg("--peer").arg(&earlier.p2p);
+        }
+        if let Some(modes) = byzantine.get(&name) {
+            cmd.args(["--byzantine", modes]);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -10,6 +10,7 @@ use super::peers::Offense;
 use super::protocol::Topics;
 use super::scoring::Scoring;
 use super::sync::Trigger;
+use crate::byzantine;
 use crate::chain_task::NodeEvent;
 use cairn_core::encoding;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
@@ -21,12 +22,25 @@ use tokio::sync::mpsc;
 pub(super) struct Relay {
     topics: Topics,
     jobs: mpsc::Sender<gossip::Job>,
+    /// The `equivocate` Byzantine mode: our blocks go to one half of the peers each.
+    equivocate: bool,
+    /// Blocks of ours published so far (which half the next one goes to).
+    published_blocks: usize,
 }
+
+/// Gossipsub application score that puts a peer below the publish threshold (with the
+/// default weight of 10): used by `equivocate` to leave a half out of one publication.
+const EXCLUDED_SCORE: f64 = -1e6;
 
 impl Relay {
     /// Relays on `topics`, validating through `jobs`.
-    pub(super) fn new(topics: Topics, jobs: mpsc::Sender<gossip::Job>) -> Relay {
-        Relay { topics, jobs }
+    pub(super) fn new(topics: Topics, jobs: mpsc::Sender<gossip::Job>, equivocate: bool) -> Relay {
+        Relay {
+            topics,
+            jobs,
+            equivocate,
+            published_blocks: 0,
+        }
     }
 
     /// A gossip message arrived: queue it for validation (or ignore it when it is on an
@@ -54,9 +68,18 @@ impl Relay {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             return;
         };
+        if !connections.handshaken(&source) {
+            report(swarm, &message_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
         if !connections.take_gossip_token(&source, Instant::now()) {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             scoring.punish(swarm, source, Offense::Flood("gossip messages".into()));
+            return;
+        }
+        if !connections.gossip_enqueued(&source) {
+            tracing::debug!(peer = %source, "the peer's share of the gossip queue is full; ignoring a message");
+            report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             return;
         }
         let job = gossip::Job {
@@ -67,12 +90,13 @@ impl Relay {
         };
         if self.jobs.try_send(job).is_err() {
             tracing::debug!("gossip validation queue full; ignoring a message");
+            connections.gossip_validated(&source, false, Instant::now());
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
         }
     }
 
     /// The validator decided: tell gossipsub, note the sender's height, ask the sync task
-    /// to fill in an orphan's parents, punish an offense.
+    /// for the headers of a block that does not connect, punish an offense.
     pub(super) fn on_verdict(
         &self,
         swarm: &mut Swarm<Behaviour>,
@@ -86,10 +110,13 @@ impl Relay {
             source,
             acceptance,
             offense,
-            orphan,
+            unconnecting,
             block_height,
             summary,
         } = verdict;
+        let accepted_block =
+            block_height.is_some() && acceptance == MessageAcceptance::Accept;
+        connections.gossip_validated(&source, accepted_block, Instant::now());
         match acceptance {
             MessageAcceptance::Accept => {
                 tracing::debug!(peer = %source, "gossip accepted: {summary}")
@@ -105,8 +132,8 @@ impl Relay {
         if let (Some(height), Some(peer)) = (block_height, connections.get_mut(&source)) {
             peer.saw_height(height);
         }
-        if orphan {
-            let _ = sync_triggers.try_send(Trigger::Orphan { peer: source });
+        if unconnecting {
+            let _ = sync_triggers.try_send(Trigger::Unconnecting { peer: source });
         }
         if let Some(offense) = offense {
             scoring.punish(swarm, source, offense);
@@ -115,7 +142,7 @@ impl Relay {
 
     /// Publishes a block or transaction this node produced itself; what came from the
     /// network is forwarded by gossipsub or is old news. Other events are not gossip.
-    pub(super) fn publish(&self, swarm: &mut Swarm<Behaviour>, event: NodeEvent) {
+    pub(super) fn publish(&mut self, swarm: &mut Swarm<Behaviour>, event: NodeEvent) {
         let (topic, data, what) = match event {
             NodeEvent::BlockAccepted(block) => {
                 let hash = block.block_hash();
@@ -135,10 +162,40 @@ impl Relay {
             }
             NodeEvent::TipChanged { .. } => return,
         };
+        let excluded = if self.equivocate && topic.hash() == self.topics.blocks.hash() {
+            self.published_blocks += 1;
+            self.exclude_half(swarm, self.published_blocks % 2)
+        } else {
+            Vec::new()
+        };
         match swarm.behaviour_mut().gossipsub.publish(topic, data) {
-            Ok(_) => tracing::debug!("published {what}"),
+            Ok(_) => tracing::debug!(left_out = excluded.len(), "published {what}"),
             Err(e) => tracing::debug!("not published {what}: {e}"),
         }
+        for peer in excluded {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, 0.0);
+        }
+    }
+
+    /// `equivocate`: drops one half of the peers below gossipsub's publish threshold for
+    /// the next publication; returns them, to be restored right after it.
+    fn exclude_half(&self, swarm: &mut Swarm<Behaviour>, half: usize) -> Vec<PeerId> {
+        let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
+        let excluded: Vec<PeerId> = peers
+            .iter()
+            .filter(|p| byzantine::half_of(p, &peers) == Some(half))
+            .copied()
+            .collect();
+        for peer in &excluded {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(peer, EXCLUDED_SCORE);
+        }
+        excluded
     }
 }
 
