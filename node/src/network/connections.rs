@@ -154,7 +154,7 @@ impl Connections {
     /// `SelectNodeToEvict`): never the newcomer; protected are the peers that relayed a
     /// block most recently and those with the fastest pings; of the rest, one that never
     /// finished the handshake, else the youngest from the IP address with the most
-    /// connections. `None` when every inbound peer is protected.
+    /// connections. `None` when there is no other inbound peer.
     pub(super) fn eviction_candidate(&self, newcomer: &PeerId) -> Option<PeerId> {
         let mut candidates: Vec<(&PeerId, &ConnectedPeer)> = self
             .peers
@@ -169,18 +169,23 @@ impl Connections {
             return Some(**id);
         }
         candidates.sort_by_key(|(_, p)| std::cmp::Reverse(p.last_block));
+        // Each protection spares at most a quarter of the candidates, so that a small
+        // node still has someone to evict.
+        let share = candidates.len() / 4;
         let relayers = candidates
             .iter()
             .take_while(|(_, p)| p.last_block.is_some())
             .count()
-            .min(PROTECT_BLOCK_RELAYERS);
+            .min(PROTECT_BLOCK_RELAYERS)
+            .min(share);
         candidates.drain(..relayers);
         candidates.sort_by_key(|(_, p)| p.ping.unwrap_or(Duration::MAX));
         let fastest = candidates
             .iter()
             .take_while(|(_, p)| p.ping.is_some())
             .count()
-            .min(PROTECT_FASTEST);
+            .min(PROTECT_FASTEST)
+            .min(share);
         candidates.drain(..fastest);
         let mut per_ip: HashMap<Option<std::net::IpAddr>, usize> = HashMap::new();
         for (_, p) in &candidates {

@@ -490,6 +490,7 @@ fn unconnecting_blocks_are_not_kept_and_their_silent_sender_does_not_stall_sync(
     }
     // Another chain, whose blocks (but the first) do not connect at the victim.
     let mut other = TestChain::new(regtest());
+    other.clock += 7;
     other.build_chain(1);
     let foreign = other.build_chain(12);
     let rt = runtime();

@@ -181,6 +181,7 @@ mod tests {
         assert_eq!(strong.last_work, Some(much));
         // A header whose parent is unknown stops the batch and is reported.
         let mut other = TestChain::new(ChainParams::regtest());
+        other.clock += 7;
         other.build_chain(2);
         let stray = other.build_chain(1)[0].header;
         let report = chain.accept_headers(&[stray], now, Work::ZERO).unwrap();
