@@ -258,6 +258,7 @@ impl EventLoop {
                     }
                 }
                 self.sync_server.peer_gone(&peer_id);
+                self.relay.peer_gone(&mut self.swarm, &peer_id);
                 let _ = self
                     .sync_triggers
                     .try_send(Trigger::PeerGone { peer: peer_id });
@@ -416,6 +417,12 @@ impl EventLoop {
                 self.swarm.behaviour_mut().kad.remove_peer(&peer);
             }
             StatusOutcome::Sync(trigger) => {
+                self.relay.handshake_done(
+                    &mut self.swarm,
+                    &mut self.connections,
+                    &mut self.scoring,
+                    &peer,
+                );
                 let _ = self.sync_triggers.try_send(trigger);
             }
             StatusOutcome::Gone => {}

@@ -15,6 +15,7 @@ use crate::chain_task::NodeEvent;
 use cairn_core::encoding;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::{PeerId, Swarm};
+use std::collections::HashMap;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -26,7 +27,13 @@ pub(super) struct Relay {
     equivocate: bool,
     /// Blocks of ours published so far (which half the next one goes to).
     published_blocks: usize,
+    /// Messages of peers whose status has not arrived yet, held (a few each) until it does:
+    /// nothing of a peer that never completes the handshake is validated.
+    held: HashMap<PeerId, Vec<gossip::Job>>,
 }
+
+/// Messages held per peer before its handshake; beyond, they are ignored.
+const MAX_HELD_PER_PEER: usize = 16;
 
 /// Gossipsub application score that puts a peer below the publish threshold (with the
 /// default weight of 10): used by `equivocate` to leave a half out of one publication.
@@ -40,13 +47,14 @@ impl Relay {
             jobs,
             equivocate,
             published_blocks: 0,
+            held: HashMap::new(),
         }
     }
 
     /// A gossip message arrived: queue it for validation (or ignore it when it is on an
     /// unknown topic, the sender floods, or the queue is full).
     pub(super) fn on_gossip_event(
-        &self,
+        &mut self,
         swarm: &mut Swarm<Behaviour>,
         connections: &mut Connections,
         scoring: &mut Scoring,
@@ -68,10 +76,53 @@ impl Relay {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             return;
         };
+        let job = gossip::Job {
+            message_id: message_id.clone(),
+            source,
+            kind,
+            data: message.data,
+        };
         if !connections.handshaken(&source) {
-            report(swarm, &message_id, &source, MessageAcceptance::Ignore);
+            let held = self.held.entry(source).or_default();
+            if held.len() < MAX_HELD_PER_PEER {
+                held.push(job);
+            } else {
+                report(swarm, &message_id, &source, MessageAcceptance::Ignore);
+            }
             return;
         }
+        self.validate(swarm, connections, scoring, job);
+    }
+
+    /// `peer` completed the handshake: what it sent before goes to validation.
+    pub(super) fn handshake_done(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        connections: &mut Connections,
+        scoring: &mut Scoring,
+        peer: &PeerId,
+    ) {
+        for job in self.held.remove(peer).unwrap_or_default() {
+            self.validate(swarm, connections, scoring, job);
+        }
+    }
+
+    /// `peer` disconnected: what it sent before its handshake is dropped.
+    pub(super) fn peer_gone(&mut self, swarm: &mut Swarm<Behaviour>, peer: &PeerId) {
+        for job in self.held.remove(peer).unwrap_or_default() {
+            report(swarm, &job.message_id, peer, MessageAcceptance::Ignore);
+        }
+    }
+
+    /// Holds a message to the sender's rate limit and share of the queue, then queues it.
+    fn validate(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        connections: &mut Connections,
+        scoring: &mut Scoring,
+        job: gossip::Job,
+    ) {
+        let (message_id, source) = (job.message_id.clone(), job.source);
         if !connections.take_gossip_token(&source, Instant::now()) {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             scoring.punish(swarm, source, Offense::Flood("gossip messages".into()));
@@ -82,12 +133,6 @@ impl Relay {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             return;
         }
-        let job = gossip::Job {
-            message_id: message_id.clone(),
-            source,
-            kind,
-            data: message.data,
-        };
         if self.jobs.try_send(job).is_err() {
             tracing::debug!("gossip validation queue full; ignoring a message");
             connections.gossip_validated(&source, false, Instant::now());

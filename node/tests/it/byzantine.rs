@@ -655,11 +655,10 @@ fn wait_banned(victim: &Node, attacker: &Node, within: Duration) -> String {
 }
 
 #[test]
-fn empty_bodies_node_is_banned_and_its_blocks_stay_valid() {
+fn empty_bodies_node_is_banned_and_the_blocks_it_mangled_stay_valid() {
     let b = Node::start(NodeOpts::default());
+    b.generate(3);
     let e = byzantine("empty-bodies", vec![p2p(&b)]);
-    wait_connected(&b, &e);
-    e.generate(3);
     let honest_tip = converge(&[&b, &e]);
     let a = Node::start(NodeOpts {
         peers: vec![p2p(&e)],
@@ -670,7 +669,6 @@ fn empty_bodies_node_is_banned_and_its_blocks_stay_valid() {
     a.rpc("addnode", json!([p2p(&b), "add"]));
     assert_eq!(converge(&[&a, &b]), honest_tip);
     assert_honest_record(&a, &[&b], &[]);
-    assert_eq!(ban_reason(&b, &e.peer_id), None, "B never asked E for blocks");
 }
 
 #[test]
@@ -712,9 +710,26 @@ fn equivocating_node_is_not_an_offense_and_the_race_resolves() {
     converge(&[&a, &b, &e]);
     e.generate(1);
     assert!(wait_until(CONVERGE, || height(&a) == 2 && height(&b) == 2));
-    let split = tip(&a) != tip(&b);
-    eprintln!("after the equivocation the honest nodes are split: {split}");
-    assert!(split, "each half got its own block\n{}", logs(&[&a, &b, &e]));
+    // Both of E's blocks reached the honest nodes (who saw which first is a race): two
+    // tips at height 2 between them, one of them a fork, neither invalid.
+    let seen = || {
+        let mut at_two: Vec<String> = [&a, &b]
+            .iter()
+            .flat_map(|n| n.rpc("getchaintips", json!([])).as_array().unwrap().clone())
+            .filter(|t| t["height"] == 2)
+            .map(|t| t["hash"].as_str().unwrap().to_owned())
+            .collect();
+        at_two.sort();
+        at_two.dedup();
+        at_two
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || seen().len() == 2),
+        "the two blocks on one parent did not both arrive: {:?}\n{}",
+        seen(),
+        logs(&[&a, &b, &e])
+    );
+    eprintln!("after the equivocation the honest nodes are split: {}", tip(&a) != tip(&b));
     let mined = a.generate(1);
     assert_eq!(converge(&[&a, &b, &e]), mined[0]);
     for victim in [&a, &b] {
