@@ -273,7 +273,12 @@ fn mine_one(
         return Ok(Some(hash));
     }
     let twin = if faults.equivocate {
-        search(shared, &byzantine::equivocal_twin(&template), threads, &cancel)?
+        search(
+            shared,
+            &byzantine::equivocal_twin(&template),
+            threads,
+            &cancel,
+        )?
     } else {
         None
     };

@@ -150,7 +150,10 @@ fn byzantine_nodes(
         };
         let known = (0..n).any(|k| format!("node{k}") == name);
         if !known {
-            bail!("--byzantine {flag}: no node named {name} (nodes: node0 … node{})", n - 1);
+            bail!(
+                "--byzantine {flag}: no node named {name} (nodes: node0 … node{})",
+                n - 1
+            );
         }
         if modes.trim().is_empty() {
             bail!("--byzantine {flag}: no mode given");

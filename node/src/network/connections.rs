@@ -370,10 +370,22 @@ mod tests {
         table.opened(lone, other, true, 2, now);
         let crowd: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
         for (i, p) in crowd.iter().enumerate() {
-            table.opened(*p, local.clone(), true, 3, now + Duration::from_secs(i as u64));
+            table.opened(
+                *p,
+                local.clone(),
+                true,
+                3,
+                now + Duration::from_secs(i as u64),
+            );
         }
         let newcomer = PeerId::random();
-        table.opened(newcomer, local.clone(), true, 9, now + Duration::from_secs(9));
+        table.opened(
+            newcomer,
+            local.clone(),
+            true,
+            9,
+            now + Duration::from_secs(9),
+        );
         // Everyone without a status yet: the youngest of those (not the newcomer) goes.
         assert_eq!(table.eviction_candidate(&newcomer), Some(crowd[2]));
         for p in [relayer, lone, crowd[0], crowd[1], crowd[2], newcomer] {
@@ -383,7 +395,11 @@ mod tests {
         assert_eq!(table.eviction_candidate(&newcomer), Some(crowd[2]));
         assert_eq!(table.inbound_from_ip(&local), 5);
         assert_eq!(table.inbound_count(), 6);
-        assert!(table.handshake_overdue(now + HANDSHAKE_TIMEOUT * 2).is_empty());
+        assert!(
+            table
+                .handshake_overdue(now + HANDSHAKE_TIMEOUT * 2)
+                .is_empty()
+        );
     }
 
     #[test]

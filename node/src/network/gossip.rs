@@ -27,8 +27,8 @@ use crate::mempool::MempoolError;
 use cairn_core::chain::{Admission, Validity};
 use cairn_core::{Block, BlockError, ImportOutcome, Transaction, encoding};
 use libp2p::PeerId;
-use std::collections::HashSet;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use std::collections::HashSet;
 use tokio::sync::mpsc;
 
 /// Which topic a message came on.

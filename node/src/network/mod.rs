@@ -331,8 +331,12 @@ impl NetworkHandle {
         peer: PeerId,
         request: SyncRequest,
     ) -> Result<SyncResponse, RequestError> {
-        self.request_within(peer, request, behaviour::SYNC_REQUEST_TIMEOUT + Duration::from_secs(5))
-            .await
+        self.request_within(
+            peer,
+            request,
+            behaviour::SYNC_REQUEST_TIMEOUT + Duration::from_secs(5),
+        )
+        .await
     }
 
     /// [`request`](Self::request), giving up after `deadline` (a peer that stalls a

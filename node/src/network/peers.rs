@@ -225,11 +225,9 @@ impl Scores {
 
     /// The score at `now` (0 for an unknown peer).
     pub fn get(&self, peer: &PeerId, now: Instant) -> u32 {
-        self.scores
-            .get(peer)
-            .map_or(0, |(score, since)| {
-                decayed(*score, now.saturating_duration_since(*since))
-            })
+        self.scores.get(peer).map_or(0, |(score, since)| {
+            decayed(*score, now.saturating_duration_since(*since))
+        })
     }
 
     /// Forgets a peer's score (after a manual unban, so it starts clean).
@@ -432,7 +430,12 @@ mod tests {
         let first = peer();
         list.ban(first, Duration::from_secs(5), "soonest".into(), 1000);
         for i in 1..MAX_BANS {
-            list.ban(peer(), Duration::from_secs(100 + i as u64), "x".into(), 1000);
+            list.ban(
+                peer(),
+                Duration::from_secs(100 + i as u64),
+                "x".into(),
+                1000,
+            );
         }
         assert_eq!(list.len(), MAX_BANS);
         let newest = peer();

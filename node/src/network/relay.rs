@@ -1,7 +1,8 @@
 //! Gossip between the swarm and the [`gossip::Validator`]: a message that arrives is held
-//! to the sender's rate limit and queued for validation; the validator's verdict goes back
-//! to gossipsub (forward, drop, or drop and penalise). What this node produced itself
-//! (mined, or submitted over RPC) is published here.
+//! until its sender completed the handshake, then to the sender's rate limit and share of
+//! the queue, and queued for validation; the validator's verdict goes back to gossipsub
+//! (forward, drop, or drop and penalise). What this node produced itself (mined, or
+//! submitted over RPC) is published here.
 
 use super::behaviour::Behaviour;
 use super::connections::Connections;
@@ -159,8 +160,7 @@ impl Relay {
             block_height,
             summary,
         } = verdict;
-        let accepted_block =
-            block_height.is_some() && acceptance == MessageAcceptance::Accept;
+        let accepted_block = block_height.is_some() && acceptance == MessageAcceptance::Accept;
         connections.gossip_validated(&source, accepted_block, Instant::now());
         match acceptance {
             MessageAcceptance::Accept => {

@@ -24,8 +24,7 @@
 
 use super::peers::Offense;
 use super::protocol::{
-    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest,
-    SyncResponse,
+    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest, SyncResponse,
 };
 use super::{NetworkHandle, RequestError};
 use crate::chain_task::{ChainHandle, NodeStopped, Origin, unix_now};
@@ -340,7 +339,9 @@ async fn fetch_headers(
         }
     };
     if headers.len() > MAX_HEADERS_PER_RESPONSE {
-        return Err(bad_response(net, peer, format!("{} headers in one reply", headers.len())).await);
+        return Err(
+            bad_response(net, peer, format!("{} headers in one reply", headers.len())).await,
+        );
     }
     if let Some(i) = first_disconnected(&headers) {
         return Err(bad_response(
@@ -526,7 +527,11 @@ mod tests {
         c.apply(Trigger::Unconnecting { peer: o });
         c.apply(Trigger::Unconnecting { peer: o });
         assert_eq!(c.next(work(100), now), Some(o));
-        assert_eq!(c.next(work(100), now), None, "unconnecting triggers are consumed");
+        assert_eq!(
+            c.next(work(100), now),
+            None,
+            "unconnecting triggers are consumed"
+        );
         c.cool_down(b, now, COOLDOWN);
         assert_eq!(c.next(work(5), now), Some(a));
         assert_eq!(

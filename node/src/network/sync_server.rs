@@ -1,8 +1,12 @@
 //! Answers the sync requests peers send us: `Status`, `GetHeaders`, `GetBlocks`.
 //!
-//! A request is first held to the peer's rate limit and the protocol's bounds. The answer
-//! needs the chain, so it is computed on a helper task and comes back to the event loop
-//! as [`Internal::Respond`]: a slow chain owner never stalls the swarm.
+//! A request is first held to the peer's rate limit and the protocol's bounds; a peer that
+//! has not sent its status gets nothing but the handshake. The answer needs the chain, so
+//! it is computed on a helper task and comes back to the event loop as
+//! [`Internal::Respond`]: a slow chain owner never stalls the swarm. Block requests, which
+//! read megabytes on the chain owner, are served one at a time per peer (like Core's
+//! `getdata`) and at most [`MAX_BLOCK_READS`] at a time in all; a peer that piles up more
+//! than [`MAX_QUEUED_BLOCK_REQUESTS`] behind its own is refused.
 
 use super::behaviour::Behaviour;
 use super::connections::Connections;

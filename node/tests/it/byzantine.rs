@@ -150,10 +150,7 @@ fn assert_honest_record(victim: &Node, honest_peers: &[&Node], attacker_blocks: 
 }
 
 fn submit(node: &Node, block: &Block) {
-    let answer = node.rpc(
-        "submitblock",
-        json!([hex::encode(encoding::encode(block))]),
-    );
+    let answer = node.rpc("submitblock", json!([hex::encode(encoding::encode(block))]));
     assert!(answer.is_null(), "submitblock: {answer}");
 }
 
@@ -179,7 +176,10 @@ fn status_with(work: Work) -> Status {
 enum Answers {
     /// Status with this work; headers requests get these headers; blocks requests are
     /// dropped unanswered.
-    Honest { work: Work, headers: Vec<cairn_core::BlockHeader> },
+    Honest {
+        work: Work,
+        headers: Vec<cairn_core::BlockHeader>,
+    },
     /// Status answered; every other request held until it times out.
     Silent,
     /// Nothing answered, not even the status (a peer that never completes the handshake).
@@ -244,7 +244,11 @@ impl TestPeer {
                         return;
                     }
                 };
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
             }
             Event::Message {
                 message: Message::Response { response, .. },
@@ -286,7 +290,9 @@ impl TestPeer {
                 "the node did not subscribe the test peer\n{}",
                 node.log()
             );
-            let event = tokio::time::timeout(Duration::from_millis(100), self.swarm.select_next_some()).await;
+            let event =
+                tokio::time::timeout(Duration::from_millis(100), self.swarm.select_next_some())
+                    .await;
             let Ok(event) = event else { continue };
             let subscribed = matches!(&event, SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
                 if *peer_id == node_id && *topic == blocks);
@@ -355,7 +361,9 @@ fn missing_coin_block(kit: &mut TestChain, parent: &BlockHash) -> Block {
     let block = mine(template, kit.params());
     // The kit learns the header only, so blocks can be built on top of it.
     let now = kit.now();
-    kit.chain.accept_header(&block.header, now).expect("memory store");
+    kit.chain
+        .accept_header(&block.header, now)
+        .expect("memory store");
     block
 }
 
@@ -366,7 +374,14 @@ fn block_on_header(kit: &mut TestChain, parent: &BlockHash) -> Block {
     let pay_to = dev_secret_key(0).pubkey_hash();
     let template = kit
         .chain
-        .block_template_on(parent, pay_to, vec![], Amount::ZERO, kit.clock, b"top".to_vec())
+        .block_template_on(
+            parent,
+            pay_to,
+            vec![],
+            Amount::ZERO,
+            kit.clock,
+            b"top".to_vec(),
+        )
         .expect("parent known to the kit");
     mine(template, kit.params())
 }
@@ -416,7 +431,11 @@ fn relaying_an_unconnected_side_block_does_not_get_an_honest_peer_banned() {
         &[&a],
         &[f1.block_hash().to_string(), f2.block_hash().to_string()],
     );
-    assert!(connected(&c, &a), "the honest relayer was disconnected\n{}", logs(&[&c]));
+    assert!(
+        connected(&c, &a),
+        "the honest relayer was disconnected\n{}",
+        logs(&[&c])
+    );
     let next = kit.build_on(&honest[2].block_hash(), 1);
     submit(&a, &next[0]);
     assert_eq!(converge(&[&a, &c]), next[0].block_hash().to_string());
@@ -518,7 +537,10 @@ fn unconnecting_blocks_are_not_kept_and_their_silent_sender_does_not_stall_sync(
         let record = peer_entry(&v, &silent.id());
         eprintln!("synced from the honest peer after {took:?}; silent peer now {record:?}");
         for block in &foreign {
-            assert!(v.try_rpc("getblock", json!([block.block_hash().to_string(), 1])).is_err());
+            assert!(
+                v.try_rpc("getblock", json!([block.block_hash().to_string(), 1]))
+                    .is_err()
+            );
         }
         took
     });
@@ -563,11 +585,26 @@ fn pipelined_block_requests_are_served_one_at_a_time() {
         }
         greedy.tally
     });
-    eprintln!("of {requests} pipelined block requests: {} served, {} refused, {} failed", tally.0, tally.1, tally.2);
-    assert_eq!(tally.0 + tally.1 + tally.2, requests, "every request got an answer or failed");
-    assert!(tally.0 <= 10, "{} block requests were served at once", tally.0);
+    eprintln!(
+        "of {requests} pipelined block requests: {} served, {} refused, {} failed",
+        tally.0, tally.1, tally.2
+    );
+    assert_eq!(
+        tally.0 + tally.1 + tally.2,
+        requests,
+        "every request got an answer or failed"
+    );
+    assert!(
+        tally.0 <= 10,
+        "{} block requests were served at once",
+        tally.0
+    );
     // An honest peer that asks one at a time is served in full.
-    assert!(wait_until(CONVERGE, || height(&h) == 32), "{}", logs(&[&v, &h]));
+    assert!(
+        wait_until(CONVERGE, || height(&h) == 32),
+        "{}",
+        logs(&[&v, &h])
+    );
     assert_honest_record(&v, &[&h], &[]);
 }
 
@@ -588,7 +625,9 @@ fn inbound_peers_are_limited_per_ip_evicted_when_full_and_must_complete_the_hand
         // Three peers from 127.0.0.1 at a node that takes two per IP.
         let mut peers: Vec<TestPeer> = (0..3).map(|_| TestPeer::new(Answers::Silent)).collect();
         for peer in &mut peers {
-            peer.swarm.dial(p2p(&per_ip).parse::<Multiaddr>().unwrap()).unwrap();
+            peer.swarm
+                .dial(p2p(&per_ip).parse::<Multiaddr>().unwrap())
+                .unwrap();
         }
         for _ in 0..20 {
             for peer in &mut peers {
@@ -599,18 +638,26 @@ fn inbound_peers_are_limited_per_ip_evicted_when_full_and_must_complete_the_hand
 
         // A mute peer (never sends its status) is served nothing and dropped in time.
         let mut mute = TestPeer::new(Answers::Mute);
-        mute.swarm.dial(p2p(&full).parse::<Multiaddr>().unwrap()).unwrap();
+        mute.swarm
+            .dial(p2p(&full).parse::<Multiaddr>().unwrap())
+            .unwrap();
         mute.pump(Duration::from_secs(1)).await;
         let node_id: PeerId = full.peer_id.parse().unwrap();
         mute.swarm.behaviour_mut().sync.send_request(
             &node_id,
-            Ok(SyncRequest::GetHeaders { locator: vec![regtest().genesis_hash], stop: None }),
+            Ok(SyncRequest::GetHeaders {
+                locator: vec![regtest().genesis_hash],
+                stop: None,
+            }),
         );
         mute.pump(Duration::from_secs(1)).await;
         assert_eq!(mute.tally.1, 1, "a peer without a status was served");
         let started = Instant::now();
         while peer_entry(&full, &mute.id()).is_some() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the mute peer stayed");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the mute peer stayed"
+            );
             mute.pump(Duration::from_millis(200)).await;
         }
 
@@ -624,7 +671,10 @@ fn inbound_peers_are_limited_per_ip_evicted_when_full_and_must_complete_the_hand
                 peer.pump(Duration::from_millis(50)).await;
             }
         }
-        let inbound = peers_of(&full).iter().filter(|p| p["inbound"] == true).count();
+        let inbound = peers_of(&full)
+            .iter()
+            .filter(|p| p["inbound"] == true)
+            .count();
         assert_eq!(inbound, 3, "{:?}", peers_of(&full));
     });
     assert!(full.log().contains("evicting a peer"), "{}", full.log());
@@ -687,7 +737,10 @@ fn invalid_blocks_node_is_banned_by_everyone_it_sends_to() {
     let bad: Vec<String> = e.generate(1);
     for victim in [&a, &b] {
         let reason = wait_banned(victim, &e, Duration::from_secs(20));
-        assert!(reason.contains("bad-txns-inputs-missingorspent"), "{reason}");
+        assert!(
+            reason.contains("bad-txns-inputs-missingorspent"),
+            "{reason}"
+        );
     }
     let mined = b.generate(1);
     assert_eq!(converge(&[&a, &b]), mined[0]);
@@ -729,12 +782,18 @@ fn equivocating_node_is_not_an_offense_and_the_race_resolves() {
         seen(),
         logs(&[&a, &b, &e])
     );
-    eprintln!("after the equivocation the honest nodes are split: {}", tip(&a) != tip(&b));
+    eprintln!(
+        "after the equivocation the honest nodes are split: {}",
+        tip(&a) != tip(&b)
+    );
     let mined = a.generate(1);
     assert_eq!(converge(&[&a, &b, &e]), mined[0]);
     for victim in [&a, &b] {
         assert_honest_record(victim, &[&e], &[]);
-        assert_eq!(peer_entry(victim, &e.peer_id).map(|p| p["misbehavior"].clone()), Some(json!(0)));
+        assert_eq!(
+            peer_entry(victim, &e.peer_id).map(|p| p["misbehavior"].clone()),
+            Some(json!(0))
+        );
     }
 }
 
@@ -752,7 +811,10 @@ fn lie_work_node_costs_score_and_a_disconnect_and_sync_moves_to_an_honest_peer()
     let took = started.elapsed();
     eprintln!("synced past the lying peer in {took:?}");
     assert!(ok, "victim stuck at {}\n{}", height(&v), logs(&[&v]));
-    assert!(took < Duration::from_secs(30), "sync moved on after {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "sync moved on after {took:?}"
+    );
     assert!(
         v.log().contains("sync peer stalled"),
         "the liar was not caught stalling\n{}",
@@ -768,9 +830,17 @@ fn dev_coins(node: &Node) -> Vec<(OutPoint, TxOut, cairn_core::SecretKey)> {
     (0..params.config.dev_accounts.len() as u32)
         .filter_map(|i| {
             let key = dev_secret_key(i);
-            let vout = genesis.outputs.iter().position(|o| o.address == key.pubkey_hash())?;
-            let outpoint = OutPoint { txid: genesis.txid(), vout: vout as u32 };
-            let unspent = crate::harness::utxos(node, &key).iter().any(|u| u.0 == outpoint);
+            let vout = genesis
+                .outputs
+                .iter()
+                .position(|o| o.address == key.pubkey_hash())?;
+            let outpoint = OutPoint {
+                txid: genesis.txid(),
+                vout: vout as u32,
+            };
+            let unspent = crate::harness::utxos(node, &key)
+                .iter()
+                .any(|u| u.0 == outpoint);
             unspent.then(|| (outpoint, genesis.outputs[vout], key))
         })
         .collect()
@@ -791,7 +861,8 @@ fn tx_flood_node_is_banned_and_honest_transactions_still_arrive() {
     let coin = crate::harness::genesis_coin(&h, &payer);
     let tx = spend(&payer, &[coin], &payee, 1_000_000, 1000);
     let txid = h.rpc("sendrawtransaction", json!([hex_of(&tx)]));
-    assert!(wait_until(CONVERGE, || mempool(&v).contains(&txid.as_str().unwrap().to_owned())));
+    assert!(wait_until(CONVERGE, || mempool(&v)
+        .contains(&txid.as_str().unwrap().to_owned())));
     assert_honest_record(&v, &[&h], &[]);
 }
 
@@ -812,7 +883,8 @@ fn flood(victim: &Node, total: usize) -> (usize, Vec<Duration>) {
                 .timeout_global(Some(Duration::from_secs(10)))
                 .build()
                 .into();
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []}).to_string();
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []})
+                .to_string();
             let mut latencies = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let started = Instant::now();
@@ -837,7 +909,14 @@ fn flood(victim: &Node, total: usize) -> (usize, Vec<Duration>) {
             flooder.connect(victim).await;
             let burst = 500.min(total - sent);
             let (outpoint, out, key) = &coins[round % coins.len()];
-            let txs = cairn_node::byzantine::forged_spends(&params, *outpoint, out, key, round as u64, burst as u64);
+            let txs = cairn_node::byzantine::forged_spends(
+                &params,
+                *outpoint,
+                out,
+                key,
+                round as u64,
+                burst as u64,
+            );
             for tx in &txs {
                 if flooder.publish_tx(tx) {
                     sent += 1;
@@ -847,7 +926,11 @@ fn flood(victim: &Node, total: usize) -> (usize, Vec<Duration>) {
             let me = flooder.id();
             let started = Instant::now();
             while ban_reason(victim, &me).is_none() {
-                assert!(started.elapsed() < Duration::from_secs(20), "flooder {me} not banned\n{}", victim.log());
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "flooder {me} not banned\n{}",
+                    victim.log()
+                );
                 flooder.pump(Duration::from_millis(50)).await;
             }
             round += 1;
@@ -872,14 +955,21 @@ fn flood_keeps_the_victim_responsive(total: usize) {
     wait_connected(&v, &h);
     let (sent, latencies) = flood(&v, total);
     let p99 = p99(latencies.clone());
-    eprintln!("{sent} invalid transactions at one node; getblockcount p99 {p99:?} over {} calls", latencies.len());
+    eprintln!(
+        "{sent} invalid transactions at one node; getblockcount p99 {p99:?} over {} calls",
+        latencies.len()
+    );
     assert!(sent >= total);
-    assert!(p99 < Duration::from_millis(100), "RPC p99 {p99:?} during the flood");
+    assert!(
+        p99 < Duration::from_millis(100),
+        "RPC p99 {p99:?} during the flood"
+    );
     let (payer, payee) = (dev_secret_key(3), dev_secret_key(4));
     let coin = crate::harness::genesis_coin(&h, &payer);
     let tx = spend(&payer, &[coin], &payee, 1_000_000, 1000);
     let txid = h.rpc("sendrawtransaction", json!([hex_of(&tx)]));
-    assert!(wait_until(CONVERGE, || mempool(&v).contains(&txid.as_str().unwrap().to_owned())));
+    assert!(wait_until(CONVERGE, || mempool(&v)
+        .contains(&txid.as_str().unwrap().to_owned())));
     assert_honest_record(&v, &[&h], &[]);
     assert!(connected(&v, &h));
 }

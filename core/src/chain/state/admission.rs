@@ -166,7 +166,9 @@ mod tests {
         let mut chain = fresh();
         let before = chain.tree_len();
         let three = headers[2..3].to_vec();
-        let short = chain.accept_headers(&headers[..2], now, Work::ZERO).unwrap();
+        let short = chain
+            .accept_headers(&headers[..2], now, Work::ZERO)
+            .unwrap();
         assert_eq!(short.stored.len(), 2);
         // Asking for more work than four headers carry: nothing kept, nothing left behind.
         let much = kit.chain.entry(&blocks[3].block_hash()).unwrap().chainwork;
@@ -177,7 +179,10 @@ mod tests {
         assert!(chain.entry(&blocks[2].block_hash()).is_none());
         // Enough work: kept, in order; already-known headers are skipped.
         let strong = chain.accept_headers(&headers, now, much).unwrap();
-        assert_eq!(strong.stored, vec![blocks[2].block_hash(), blocks[3].block_hash()]);
+        assert_eq!(
+            strong.stored,
+            vec![blocks[2].block_hash(), blocks[3].block_hash()]
+        );
         assert_eq!(strong.last_work, Some(much));
         // A header whose parent is unknown stops the batch and is reported.
         let mut other = TestChain::new(ChainParams::regtest());
@@ -185,8 +190,17 @@ mod tests {
         other.build_chain(2);
         let stray = other.build_chain(1)[0].header;
         let report = chain.accept_headers(&[stray], now, Work::ZERO).unwrap();
-        assert!(matches!(report.invalid, Some((0, BlockError::UnknownParent(_)))));
-        assert_eq!(chain.accept_headers(&three, now, Work::ZERO).unwrap().stored, vec![]);
+        assert!(matches!(
+            report.invalid,
+            Some((0, BlockError::UnknownParent(_)))
+        ));
+        assert_eq!(
+            chain
+                .accept_headers(&three, now, Work::ZERO)
+                .unwrap()
+                .stored,
+            vec![]
+        );
     }
 
     #[test]
@@ -200,7 +214,10 @@ mod tests {
         for block in &main {
             chain.accept_block(block.clone(), now).unwrap();
         }
-        assert_eq!(chain.admit_unrequested(&main[1].header, now), Admission::Known);
+        assert_eq!(
+            chain.admit_unrequested(&main[1].header, now),
+            Admission::Known
+        );
         assert!(matches!(
             chain.admit_unrequested(&side[0].header, now),
             Admission::LessWork { .. }
@@ -210,6 +227,9 @@ mod tests {
             Admission::UnknownParent(side[0].block_hash())
         );
         let next = kit.build_on(&main[2].block_hash(), 1);
-        assert_eq!(chain.admit_unrequested(&next[0].header, now), Admission::Admit);
+        assert_eq!(
+            chain.admit_unrequested(&next[0].header, now),
+            Admission::Admit
+        );
     }
 }
