@@ -20,7 +20,6 @@ pub mod gossip;
 pub mod identity;
 pub mod peers;
 pub mod protocol;
-pub mod rpc;
 pub mod sync;
 
 use crate::chain_task::ChainHandle;
