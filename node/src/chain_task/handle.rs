@@ -447,3 +447,93 @@ fn network_hashps(state: &NodeState, window: u32) -> f64 {
     }
     (tip.chainwork.as_f64() - start.chainwork.as_f64()) / seconds
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::store::RocksStore;
+    use cairn_core::ChainState;
+    use cairn_core::params::dev_secret_key;
+    use cairn_core::testkit::signed_spend;
+    use cairn_core::{ImportOutcome, TxOut};
+
+    /// A node state on a fresh store in `dir`, the clock it reads, and its owner thread.
+    fn start(
+        dir: &tempfile::TempDir,
+    ) -> (ChainHandle, Arc<ManualClock>, std::thread::JoinHandle<()>) {
+        let params = ChainParams::regtest();
+        let store = RocksStore::open(&dir.path().join("chain")).expect("open store");
+        let genesis_time = u64::from(params.genesis_block.header.time);
+        let chain = ChainState::open(params, store).expect("open chain");
+        let (events, _) = broadcast::channel(16);
+        let state = NodeState::new(chain, events).expect("index");
+        let clock = Arc::new(ManualClock::at_secs(genesis_time + 1_000));
+        let (handle, thread) = spawn(state, clock.clone());
+        (handle, clock, thread)
+    }
+
+    #[tokio::test]
+    async fn templates_and_mempool_entries_take_the_injected_clock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (chain, clock, thread) = start(&dir);
+        let now = clock.now_secs();
+        let miner = chain.clone();
+        let template = tokio::task::spawn_blocking(move || {
+            miner.template_blocking(PubkeyHash([7; 20]), vec![1])
+        })
+        .await
+        .expect("template task")
+        .expect("template");
+        assert_eq!(u64::from(template.header.time), now);
+
+        clock.advance_millis(5_000);
+        let genesis = &chain.params().genesis_block.txs[0];
+        let coin = OutPoint {
+            txid: genesis.txid(),
+            vout: 1,
+        };
+        let key = dev_secret_key(1);
+        let amount = genesis.outputs[1].amount;
+        let tx = signed_spend(
+            chain.params(),
+            &[(coin, amount)],
+            &key,
+            vec![TxOut {
+                amount: amount
+                    .checked_sub(Amount::from_base(10_000))
+                    .expect("funded"),
+                address: key.pubkey_hash(),
+            }],
+        );
+        chain.submit_tx(tx).await.expect("accepted");
+        let entries = chain.mempool_entries().await.expect("entries");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].time, now + 5);
+        drop(chain);
+        thread.join().expect("chain thread");
+    }
+
+    #[tokio::test]
+    async fn utxo_stats_come_from_a_snapshot_at_the_current_tip() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (chain, _clock, thread) = start(&dir);
+        let miner = chain.clone();
+        let block = tokio::task::spawn_blocking(move || {
+            let template = miner.template_blocking(PubkeyHash([7; 20]), vec![2])?;
+            let block = cairn_core::testkit::mine(template, miner.params());
+            let report = miner.submit_block_blocking(block.clone());
+            Ok::<_, QueryError<ChainError>>((block, report?))
+        })
+        .await
+        .expect("mining task")
+        .expect("mined");
+        assert_eq!(block.1.outcome, ImportOutcome::Active);
+        let at = chain.utxo_stats().await.expect("stats");
+        let tip = chain.tip().await.expect("tip");
+        assert_eq!((at.tip, at.height), (tip.hash, 1));
+        assert_eq!(at.tip, block.0.block_hash());
+        drop(chain);
+        thread.join().expect("chain thread");
+    }
+}
