@@ -101,28 +101,9 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
         shutdown: shutdown_tx,
         network: network.handle.clone(),
     });
-    let mut stop_rx = shutdown_rx.clone();
-    let server =
-        axum::serve(listener, rpc::router(ctx.clone())).with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let server = serve_rpc(listener, ctx.clone(), shutdown_rx.clone());
     let expiry = spawn_mempool_expiry(chain.clone());
-
-    datadir.write_node_info(&NodeInfo {
-        rpc: rpc_addr.to_string(),
-        p2p: network.listen_addrs.iter().map(|a| a.to_string()).collect(),
-        peer_id: network.peer_id.to_string(),
-        pid: std::process::id(),
-        metrics: None,
-    })?;
-    let p2p = network
-        .listen_addrs
-        .first()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "none".into());
-    println!("ready rpc={rpc_addr} p2p={p2p} peer_id={}", network.peer_id);
-    tracing::info!(%rpc_addr, datadir = %datadir.path().display(), mining = config.mine, "ready");
+    announce_ready(&datadir, rpc_addr, &network, config.mine)?;
 
     wait_for_stop(shutdown_rx).await?;
 
@@ -154,6 +135,42 @@ fn open_state(config: &NodeConfig, datadir: &DataDir) -> anyhow::Result<NodeStat
     let state = NodeState::new(chain, events).context("indexing the active chain")?;
     tracing::info!(network = %config.params.network_id, height = state.chain.height(), tip = %state.chain.tip().hash, "chain loaded");
     Ok(state)
+}
+
+/// Serves the RPC until `stop` turns true, then drains in-flight requests.
+fn serve_rpc(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<rpc::RpcContext>,
+    mut stop_rx: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let server = axum::serve(listener, rpc::router(ctx)).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    tokio::spawn(async move { server.await })
+}
+
+/// Writes `node.json` and prints the `ready` line that scripts and the lab wait for.
+fn announce_ready(
+    datadir: &DataDir,
+    rpc_addr: std::net::SocketAddr,
+    network: &network::Started,
+    mining: bool,
+) -> anyhow::Result<()> {
+    datadir.write_node_info(&NodeInfo {
+        rpc: rpc_addr.to_string(),
+        p2p: network.listen_addrs.iter().map(|a| a.to_string()).collect(),
+        peer_id: network.peer_id.to_string(),
+        pid: std::process::id(),
+        metrics: None,
+    })?;
+    let p2p = network
+        .listen_addrs
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "none".into());
+    println!("ready rpc={rpc_addr} p2p={p2p} peer_id={}", network.peer_id);
+    tracing::info!(%rpc_addr, datadir = %datadir.path().display(), mining, "ready");
+    Ok(())
 }
 
 /// Drops expired mempool transactions every [`MEMPOOL_EXPIRY_INTERVAL`] until the node stops.

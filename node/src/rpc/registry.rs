@@ -2,7 +2,7 @@
 //! Dispatch, `help` and the README's method table all come from [`METHODS`] (STYLE §14).
 //!
 //! A handler is an `async fn(Arc<RpcContext>, P) -> Result<Value, RpcError>` where `P` is
-//! its params struct; [`method!`] wraps it so the parameters are parsed by `P`'s
+//! its params struct; the `method!` macro wraps it so the parameters are parsed by `P`'s
 //! [`FromArgs`](super::params::FromArgs) before the handler runs.
 
 use super::params::Args;
