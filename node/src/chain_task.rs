@@ -6,7 +6,9 @@
 //! (STYLE §4: one owner, handles for the rest). What changed is published as
 //! [`NodeEvent`]s on a broadcast channel: the miner restarts on them, the network gossips them.
 
+use crate::clock::SharedClock;
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
+use crate::metrics::Metrics;
 use crate::store::RocksStore;
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
 use cairn_core::{
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 mod handle;
+mod tree;
 pub use handle::{
     AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
     TxLookup, spawn,
@@ -55,6 +58,16 @@ pub enum NodeEvent {
     },
     /// A block of [`Origin::Local`] was stored (new tip or side chain): announce it.
     BlockAccepted(Arc<Block>),
+    /// The node knows a block (header or body) it did not know before, from anywhere: what
+    /// a fork view draws as soon as it appears.
+    BlockKnown {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its parent.
+        parent: BlockHash,
+        /// Its height.
+        height: u32,
+    },
     /// A transaction entered the mempool (a better block template may exist).
     TxAccepted {
         /// Its txid.
@@ -72,6 +85,15 @@ pub struct NodeState {
     pub mempool: Mempool,
     /// Txid → block of every transaction on the active chain (rebuilt at start).
     pub tx_index: HashMap<Txid, BlockHash>,
+    /// When this run of the node first knew each block (Unix ms), for `getblocktree` and
+    /// the announce-to-connect metric. Blocks loaded from disk at start have no entry.
+    first_seen: HashMap<BlockHash, u64>,
+    /// Transaction counts of stored bodies, filled as bodies arrive or are first asked for.
+    tx_counts: HashMap<BlockHash, usize>,
+    /// Where time comes from (set by [`spawn`] to the node's clock).
+    clock: SharedClock,
+    /// The node's metrics.
+    metrics: Arc<Metrics>,
     events: broadcast::Sender<NodeEvent>,
 }
 
@@ -86,6 +108,10 @@ impl NodeState {
             chain,
             mempool,
             tx_index: HashMap::new(),
+            first_seen: HashMap::new(),
+            tx_counts: HashMap::new(),
+            clock: crate::clock::system(),
+            metrics: Arc::new(Metrics::new()),
             events,
         };
         for height in 0..=state.chain.height() {
@@ -99,6 +125,12 @@ impl NodeState {
             }
         }
         Ok(state)
+    }
+
+    /// Records into `metrics` from now on (the node's one registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The chain parameters.
@@ -121,7 +153,24 @@ impl NodeState {
     ) -> Result<ImportReport, ChainError> {
         // Only a local block is announced, so only it is kept beyond the import.
         let announce = (origin == Origin::Local).then(|| Arc::new(block.clone()));
-        let report = self.chain.accept_block(block, now)?;
+        if origin == Origin::Peer {
+            self.metrics.blocks_received.inc();
+        }
+        let hash = block.block_hash();
+        let (parent, txs) = (block.header.prev_blockhash, block.txs.len());
+        let was_known = self.chain.entry(&hash).is_some();
+        let started = std::time::Instant::now();
+        let report = self.chain.accept_block(block, now);
+        self.metrics
+            .block_validation
+            .observe(started.elapsed().as_secs_f64());
+        let report = report?;
+        if self.chain.entry(&hash).is_some_and(|e| e.has_data) {
+            self.tx_counts.insert(hash, txs);
+        }
+        if !was_known {
+            self.note_known(hash, parent);
+        }
         use cairn_core::ImportOutcome::*;
         if let Some(block) = announce.filter(|_| matches!(report.outcome, Active | SideChain)) {
             let _ = self.events.send(NodeEvent::BlockAccepted(block));
@@ -154,6 +203,13 @@ impl NodeState {
                 self.tx_index.insert(*txid, block.hash);
             }
         }
+        let now_ms = self.clock.now_millis();
+        for block in &change.connected {
+            if let Some(first) = self.first_seen.get(&block.hash) {
+                let secs = now_ms.saturating_sub(*first) as f64 / 1000.0;
+                self.metrics.block_announce_to_connect.observe(secs);
+            }
+        }
         let next_height = self.chain.height() + 1;
         if let Err(e) = self.mempool.reorg(
             change.returned_txs.clone(),
@@ -172,6 +228,7 @@ impl NodeState {
         } else {
             tracing::info!(tip = %tip.hash, height = tip.height, "new tip");
         }
+        self.metrics.tip_changed(tip.height, change.reorg_depth());
         let _ = self.events.send(NodeEvent::TipChanged {
             tip: tip.hash,
             height: tip.height,
@@ -187,6 +244,9 @@ impl NodeState {
         origin: Origin,
     ) -> Result<Accepted, MempoolError> {
         let relay = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
+        if origin == Origin::Peer {
+            self.metrics.txs_received.inc();
+        }
         let next_height = self.chain.height() + 1;
         let accepted = self
             .mempool

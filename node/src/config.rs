@@ -61,6 +61,9 @@ pub struct NodeArgs {
     /// Log format [default: text]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:0)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -77,6 +80,7 @@ struct FileConfig {
     block_time: Option<u64>,
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
+    metrics: Option<SocketAddr>,
 }
 
 /// Resolved settings.
@@ -92,6 +96,8 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// RPC bind address.
     pub rpc_addr: SocketAddr,
+    /// Where to serve metrics (none: not served).
+    pub metrics: Option<SocketAddr>,
     /// Mine from the start.
     pub mine: bool,
     /// Coinbase address (validated).
@@ -173,6 +179,7 @@ impl NodeConfig {
             } else {
                 file.peer.unwrap_or_default()
             },
+            metrics: args.metrics.or(file.metrics),
             rpc_addr: args
                 .rpc_addr
                 .or(file.rpc_addr)

@@ -61,7 +61,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 /// [`run`] with the time read from `clock`.
 pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::Result<()> {
     let datadir = DataDir::open(&config.datadir)?;
-    let state = open_state(&config, &datadir)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let state = open_state(&config, &datadir)?.with_metrics(metrics.clone());
     let (chain, chain_thread) = chain_task::spawn(state, clock);
 
     let network = network::start(
@@ -104,7 +105,17 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
     });
     let server = serve_rpc(listener, ctx.clone(), shutdown_rx.clone());
     let expiry = spawn_mempool_expiry(chain.clone());
-    announce_ready(&datadir, rpc_addr, &network, config.mine)?;
+    let sampler = metrics::spawn_sampler(
+        metrics.clone(),
+        chain.clone(),
+        network.handle.clone(),
+        mining.clone(),
+    );
+    let metrics_addr = match config.metrics {
+        Some(addr) => Some(serve_metrics(addr, metrics.clone(), shutdown_rx.clone()).await?),
+        None => None,
+    };
+    announce_ready(&datadir, rpc_addr, metrics_addr, &network, config.mine)?;
 
     wait_for_stop(shutdown_rx).await?;
 
@@ -118,6 +129,7 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
     drop(ctx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
     expiry.abort();
+    sampler.abort();
     drop(mining);
     drop(chain);
     let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
@@ -150,10 +162,31 @@ fn serve_rpc(
     tokio::spawn(async move { server.await })
 }
 
+/// Serves `/metrics` on `addr` until `stop` turns true; returns the bound address.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<metrics::Metrics>,
+    mut stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics server to {addr}"))?;
+    let bound = listener
+        .local_addr()
+        .context("reading the metrics address")?;
+    let server =
+        axum::serve(listener, metrics::router(metrics)).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+    tokio::spawn(async move { server.await });
+    Ok(bound)
+}
+
 /// Writes `node.json` and prints the `ready` line that scripts and the lab wait for.
 fn announce_ready(
     datadir: &DataDir,
     rpc_addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
     network: &network::Started,
     mining: bool,
 ) -> anyhow::Result<()> {
@@ -162,7 +195,7 @@ fn announce_ready(
         p2p: network.listen_addrs.iter().map(|a| a.to_string()).collect(),
         peer_id: network.peer_id.to_string(),
         pid: std::process::id(),
-        metrics: None,
+        metrics: metrics_addr.map(|a| a.to_string()),
     })?;
     let p2p = network
         .listen_addrs

@@ -207,6 +207,12 @@ impl<S: ChainStore> ChainState<S> {
         self.entries.get(hash)
     }
 
+    /// Every entry of the block tree (header or body) at height `from` or above, in no
+    /// particular order: what a fork view draws.
+    pub fn entries_from(&self, from: u32) -> impl Iterator<Item = &BlockEntry> {
+        self.entries.values().filter(move |e| e.height >= from)
+    }
+
     /// Number of blocks in the tree (headers included).
     pub fn tree_len(&self) -> usize {
         self.entries.len()

@@ -76,6 +76,30 @@ pub enum TestnetCommand {
     Down,
 }
 
+/// `DIR/prometheus.yml`: a Prometheus scrape config for every node's metrics, labelled
+/// with the node's name (`prometheus --config.file DIR/prometheus.yml`).
+pub fn write_scrape_config(dir: &Path, devnet: &Devnet) -> anyhow::Result<()> {
+    let mut yaml = format!(
+        "# Prometheus scrape config for the testnet in {}, written by `cairn testnet up`.\n\
+         scrape_configs:\n  - job_name: cairn\n    scrape_interval: 1s\n    static_configs:\n",
+        dir.display()
+    );
+    for node in &devnet.nodes {
+        let Some(url) = &node.metrics_url else {
+            continue;
+        };
+        let target = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics");
+        yaml.push_str(&format!(
+            "      - targets: [\"{target}\"]\n        labels: {{node: \"{}\"}}\n",
+            node.name
+        ));
+    }
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))
+}
+
 /// The node of `devnet` called `name`, or an error listing the names there are.
 pub fn node_named<'a>(devnet: &'a Devnet, name: &str) -> anyhow::Result<&'a DevnetNode> {
     devnet.node(name).with_context(|| {
@@ -211,7 +235,8 @@ pub fn up(
             .arg(format!("127.0.0.1:{rpc_port}"))
             .arg("--listen")
             .arg(format!("/ip4/127.0.0.1/tcp/{p2p_port}"))
-            .args(["--threads", "1"]);
+            .args(["--threads", "1"])
+            .args(["--metrics", "127.0.0.1:0"]);
         if let Some(g) = &genesis {
             cmd.arg("--genesis").arg(g);
         }
@@ -281,7 +306,7 @@ pub fn up(
             p2p,
             peer_id: info.peer_id,
             pid,
-            metrics_url: None,
+            metrics_url: info.metrics.map(|addr| format!("http://{addr}/metrics")),
         });
     }
 
@@ -308,6 +333,7 @@ pub fn up(
         },
     };
     devnet.write(&dir)?;
+    write_scrape_config(&dir, &devnet)?;
     let bar = spinner(format!("waiting for the full mesh of {n} nodes"));
     wait_for_mesh(&devnet, &all_pairs(&devnet))?;
     bar.finish_with_message(format!("full mesh: every node has {} peers", n - 1));

@@ -12,6 +12,7 @@ use crate::store::{AddressCoins, SnapshotUtxoStats, StoreReader};
 use cairn_core::chain::{BlockEntry, ChainError, ChainTip, ImportReport};
 use cairn_core::store::StoreError;
 use cairn_core::{Amount, Block, BlockHash, ChainParams, OutPoint, PubkeyHash, Transaction, Txid};
+use cairn_rpc::types::BlockTree;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -197,6 +198,24 @@ impl ChainHandle {
         self.call(|s| s.chain.chain_tips()).await
     }
 
+    /// Every block known at height `from` or above (`getblocktree`).
+    pub async fn block_tree(
+        &self,
+        from: Option<u32>,
+    ) -> Result<Result<BlockTree, ChainError>, NodeStopped> {
+        self.call(move |s| s.block_tree(from)).await
+    }
+
+    /// Stored blocks on no active chain of this node, and the mempool's size and bytes:
+    /// what the metrics sample once a second.
+    pub async fn sample(&self) -> Result<(usize, usize, usize), NodeStopped> {
+        self.call(|s| {
+            let info = s.mempool.info();
+            (s.stale_block_count(), info.size, info.bytes)
+        })
+        .await
+    }
+
     /// The tip and the hash rate of the last `window` blocks.
     pub async fn hash_rate(&self, window: u32) -> Result<HashRate, NodeStopped> {
         self.call(move |s| HashRate {
@@ -352,6 +371,7 @@ async fn scan<T: Send + 'static>(
 /// the store; join the returned thread to wait for that. Time is read from `clock`.
 pub fn spawn(state: NodeState, clock: SharedClock) -> (ChainHandle, std::thread::JoinHandle<()>) {
     let (jobs, mut inbox) = mpsc::channel::<Job>(1024);
+    let clock_for_state = clock.clone();
     let handle = ChainHandle {
         jobs,
         events: state.events.clone(),
@@ -363,6 +383,7 @@ pub fn spawn(state: NodeState, clock: SharedClock) -> (ChainHandle, std::thread:
         .name("chain".into())
         .spawn(move || {
             let mut state = state;
+            state.clock = clock_for_state;
             while let Some(job) = inbox.blocking_recv() {
                 job(&mut state);
             }

@@ -133,7 +133,7 @@ impl Relay {
                     format!("tx {txid}"),
                 )
             }
-            NodeEvent::TipChanged { .. } => return,
+            NodeEvent::TipChanged { .. } | NodeEvent::BlockKnown { .. } => return,
         };
         match swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) => tracing::debug!("published {what}"),

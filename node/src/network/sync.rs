@@ -270,7 +270,7 @@ fn accept_headers(
     let mut needed = Vec::new();
     for header in headers {
         let hash = header.block_hash();
-        match state.chain.accept_header(header, now) {
+        match state.accept_header(header, now) {
             Ok(HeaderOutcome::New | HeaderOutcome::AlreadyHave) => {
                 if state
                     .chain

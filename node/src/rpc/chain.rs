@@ -368,3 +368,23 @@ pub(super) async fn reconsiderblock(
 ) -> Result<Value, RpcError> {
     moved(ctx.chain.reconsider(hash).await)
 }
+
+/// `getblocktree [from_height]`.
+pub(super) struct FromHeight(Option<u32>);
+
+impl FromArgs for FromHeight {
+    const MAX: usize = 1;
+    fn parse(args: &Args) -> Result<Self, RpcError> {
+        Ok(FromHeight(args.optional(0, "from_height")?))
+    }
+}
+
+/// Every known block (header or body) at `from_height` or above, with its status here and
+/// when this node first knew it: the input of a fork view.
+pub(super) async fn getblocktree(
+    ctx: Arc<RpcContext>,
+    FromHeight(from): FromHeight,
+) -> Result<Value, RpcError> {
+    let tree = ctx.chain.block_tree(from).await?.map_err(chain_err)?;
+    Ok(to_json(tree))
+}

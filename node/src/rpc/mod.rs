@@ -6,10 +6,12 @@
 //! error, 404 for an unknown method). Batches (a JSON array of requests) are answered
 //! with an array, HTTP 200. This envelope logic is here; the methods are declared once in
 //! [`registry`] and handled by domain: [`chain`], [`mempool`], [`mining`], [`network`],
-//! [`control`]. Parameters are parsed in [`params`].
+//! [`control`]. Parameters are parsed in [`params`]. `GET /events` streams changes as
+//! server-sent events ([`events`]).
 
 pub mod chain;
 pub mod control;
+pub mod events;
 pub mod mempool;
 pub mod mining;
 pub mod network;
@@ -103,6 +105,10 @@ impl From<NodeStopped> for RpcError {
 pub fn router(ctx: Arc<RpcContext>) -> Router {
     Router::new()
         .route("/", post(handle))
+        .route(
+            cairn_rpc::types::events::PATH,
+            axum::routing::get(events::handle),
+        )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(ctx)
 }

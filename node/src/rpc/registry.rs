@@ -91,6 +91,12 @@ pub static METHODS: &[Method] = &[
         chain::getchaintips
     ),
     method!(
+        "getblocktree",
+        "[from_height]",
+        "Every known block at or above a height (default: tip - 100) with parent, status and first-seen time.",
+        chain::getblocktree
+    ),
+    method!(
         "getrawmempool",
         "[verbose]",
         "Txids in the mempool, or an object of their fee, size, feerate, time and depends.",

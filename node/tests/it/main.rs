@@ -2,6 +2,7 @@
 
 mod harness;
 mod node;
+mod observe;
 mod p2p;
 mod testnet;
 mod utxo_scan;
