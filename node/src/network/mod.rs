@@ -15,8 +15,6 @@
 //! - [`sync`]: headers-first catch-up.
 //! - [`peers`]: misbehaviour scores, bans, static peers, rate limits (pure data).
 //! - [`shaping`]: per-link delay, jitter, bandwidth cap and loss, in the transport.
-//! - [`rpc`]: `getpeerinfo`, `addnode`, `disconnectnode`, `setban`, `listbanned`,
-//!   `setnetworkactive`.
 //!
 //! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
 
@@ -34,7 +32,6 @@ pub mod peers;
 pub mod protocol;
 mod relay;
 mod requests;
-pub mod rpc;
 mod scoring;
 pub mod shaping;
 pub mod sync;
