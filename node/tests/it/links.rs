@@ -131,7 +131,7 @@ fn total_loss_cuts_the_gossip_path_for_blocks_and_transactions() {
         "the transaction crossed a 100 % loss link"
     );
     assert!(
-        b.log().contains("lost to link shaping") || b.log().contains("link shaping set"),
+        b.log().contains("link shaping set"),
         "b's log says nothing of the shaping"
     );
     assert!(
@@ -322,7 +322,7 @@ fn testnet_link_and_reset_round_trip_through_devnet_json() {
     assert_eq!(at0[0]["bandwidth_kbit"], json!(2000.0));
     assert_eq!(at0[0]["loss_pct"], json!(5.0));
 
-    // One way only: node1 → node0 unshaped again? No: --one-way sets node1 → node2 only.
+    // --one-way shapes node1 → node2 only.
     ok(testnet(
         &dir,
         &["link", "node1", "node2", "--loss", "50", "--one-way"],
@@ -351,7 +351,6 @@ fn testnet_link_and_reset_round_trip_through_devnet_json() {
         json!(30.0),
         "the other direction is untouched"
     );
-    let node2_id = net["nodes"][2]["peer_id"].as_str().unwrap().to_owned();
     let at2 = node_rpc(&dir, "node2", "getlinkshaping", json!([node1_id]));
     assert_eq!(
         at2[0]["loss_pct"],
@@ -393,7 +392,6 @@ fn testnet_link_and_reset_round_trip_through_devnet_json() {
         node_rpc(&dir, "node1", "getlinkshaping", json!([node0_id])),
         json!([])
     );
-    let _ = node2_id;
 
     let err = testnet(&dir, &["link", "node0", "node9", "--latency", "5"]);
     assert!(!err.status.success());
