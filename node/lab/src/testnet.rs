@@ -61,6 +61,9 @@ pub enum TestnetCommand {
         /// Fixed ports: node K gets RPC port BASE+2K and P2P port BASE+2K+1 [default: OS-chosen]
         #[arg(long, value_name = "BASE")]
         port_base: Option<u16>,
+        /// Shape every link with this added one-way delay (see `link`)
+        #[arg(long, value_name = "MS")]
+        latency: Option<f64>,
     },
     /// Show every node's height, tip, peers, mempool and mining state
     Status,
@@ -72,6 +75,9 @@ pub enum TestnetCommand {
     },
     /// Undo a partition and reconnect the full mesh
     Heal,
+    /// Shape the link between two nodes (both directions unless --one-way), replacing its
+    /// previous shaping: delay, jitter, loss of blocks and transactions, a bandwidth cap
+    Link(crate::links::LinkArgs),
     /// Stop every node of the testnet
     Down,
 }
@@ -135,10 +141,16 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
             block_time,
             genesis,
             port_base,
-        } => up(&dir, n, mine, block_time, genesis, port_base).map(|_| ()),
+            latency,
+        } => {
+            let links = crate::links::previous(&dir);
+            up(&dir, n, mine, block_time, genesis, port_base)?;
+            crate::links::after_up(&dir, links, latency)
+        }
         TestnetCommand::Status => status(&dir),
         TestnetCommand::Partition { groups } => partition(&dir, &groups),
         TestnetCommand::Heal => heal(&dir),
+        TestnetCommand::Link(args) => crate::links::link(&dir, &args),
         TestnetCommand::Down => down(&dir),
     }
 }
@@ -324,6 +336,7 @@ pub fn up(
         nodes,
         genesis,
         partition: Vec::new(),
+        links: Vec::new(),
         mining: if mine {
             "continuous".into()
         } else if let Some(secs) = block_time {

@@ -157,6 +157,32 @@ pub struct Devnet {
     /// How the nodes mine: `continuous`, `interval:SECS` or `off`.
     #[serde(default)]
     pub mining: String,
+    /// The shaped links (`cairn testnet link`, `up --latency`), one per direction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkSetting>,
+}
+
+/// The shaping of one directed link of a testnet, `from` → `to`: what `from` sends `to` is
+/// delayed by `latency_ms` ± `jitter_ms` and capped at `bandwidth_kbit` (0: no cap), and
+/// `to` drops `loss_pct` % of the blocks and transactions it receives from `from`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LinkSetting {
+    /// The sending node's name.
+    pub from: String,
+    /// The receiving node's name.
+    pub to: String,
+    /// Added one-way delay, ms.
+    #[serde(default)]
+    pub latency_ms: f64,
+    /// ± jitter on the delay, ms.
+    #[serde(default)]
+    pub jitter_ms: f64,
+    /// Share of block and transaction messages lost, %.
+    #[serde(default)]
+    pub loss_pct: f64,
+    /// Bandwidth cap, kbit/s (0: none).
+    #[serde(default)]
+    pub bandwidth_kbit: f64,
 }
 
 impl Devnet {

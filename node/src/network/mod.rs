@@ -14,6 +14,7 @@
 //! - [`gossip`]: validation of gossiped blocks and transactions before they are forwarded.
 //! - [`sync`]: headers-first catch-up.
 //! - [`peers`]: misbehaviour scores, bans, static peers, rate limits (pure data).
+//! - [`shaping`]: per-link delay, jitter, bandwidth cap and loss, in the transport.
 //!
 //! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
 
@@ -32,6 +33,7 @@ pub mod protocol;
 mod relay;
 mod requests;
 mod scoring;
+pub mod shaping;
 pub mod sync;
 mod sync_server;
 
@@ -213,6 +215,7 @@ pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     shutdown: Arc<watch::Sender<bool>>,
     local_peer_id: PeerId,
+    links: shaping::LinkTable,
 }
 
 impl NetworkHandle {
@@ -231,6 +234,27 @@ impl NetworkHandle {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// The shaping of this node's links (`setlinkshaping`, `getlinkshaping`): shared with
+    /// every connection, which follows a change at once.
+    pub fn links(&self) -> &shaping::LinkTable {
+        &self.links
+    }
+
+    /// Shapes the link with `peer` (connected or not: the shape waits for it), replacing
+    /// what was there; [`shaping::LinkShape::NONE`] removes it.
+    pub fn set_link_shaping(
+        &self,
+        peer: PeerId,
+        shape: shaping::LinkShape,
+    ) -> Result<(), NetworkError> {
+        if peer == self.local_peer_id {
+            return Err(NetworkError::SelfPeer(peer));
+        }
+        let previous = self.links.set(peer, shape);
+        tracing::info!(%peer, ?shape, ?previous, "link shaping set");
+        Ok(())
     }
 
     /// Connected peers.
@@ -389,6 +413,7 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
     let scoring = scoring::Scoring::new(bans, ban_store::BanStore::spawn(ban_path));
     event_loop::spawn(
         key,
+        shaping::LinkTable::default(),
         chain,
         listen,
         static_peers,

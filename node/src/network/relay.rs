@@ -1,5 +1,5 @@
-//! Gossip between the swarm and the [`gossip::Validator`]: a message that arrives is held
-//! to the sender's rate limit and queued for validation; the validator's verdict goes back
+//! Gossip between the swarm and the [`gossip::Validator`]: a message that arrives may be
+//! lost to link shaping ([`super::shaping`]), is held to the sender's rate limit and queued for validation; the validator's verdict goes back
 //! to gossipsub (forward, drop, or drop and penalise). What this node produced itself
 //! (mined, or submitted over RPC) is published here.
 
@@ -9,6 +9,7 @@ use super::gossip::{self, Kind};
 use super::peers::Offense;
 use super::protocol::Topics;
 use super::scoring::Scoring;
+use super::shaping::LinkTable;
 use super::sync::Trigger;
 use crate::chain_task::NodeEvent;
 use cairn_core::encoding;
@@ -21,12 +22,18 @@ use tokio::sync::mpsc;
 pub(super) struct Relay {
     topics: Topics,
     jobs: mpsc::Sender<gossip::Job>,
+    links: LinkTable,
 }
 
 impl Relay {
-    /// Relays on `topics`, validating through `jobs`.
-    pub(super) fn new(topics: Topics, jobs: mpsc::Sender<gossip::Job>) -> Relay {
-        Relay { topics, jobs }
+    /// Relays on `topics`, validating through `jobs`; `links` says which senders' messages
+    /// are lost on the way.
+    pub(super) fn new(topics: Topics, jobs: mpsc::Sender<gossip::Job>, links: LinkTable) -> Relay {
+        Relay {
+            topics,
+            jobs,
+            links,
+        }
     }
 
     /// A gossip message arrived: queue it for validation (or ignore it when it is on an
@@ -54,6 +61,12 @@ impl Relay {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             return;
         };
+        // Lost on the shaped link: as if it never came, so neither a verdict nor a rate token.
+        if self.links.loses(&source) {
+            tracing::debug!(peer = %source, ?kind, "gossip message lost to link shaping");
+            report(swarm, &message_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
         if !connections.take_gossip_token(&source, Instant::now()) {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             scoring.punish(swarm, source, Offense::Flood("gossip messages".into()));

@@ -1,5 +1,6 @@
 //! Network methods (INTERFACE.md): `getpeerinfo`, `addnode`, `disconnectnode`, `setban`,
-//! `listbanned`, `setnetworkactive`. Parameters follow Bitcoin Core where it has an
+//! `listbanned`, `setnetworkactive`, and the link shaping behind `cairn testnet link`:
+//! `setlinkshaping`, `getlinkshaping`. Parameters follow Bitcoin Core where it has an
 //! equivalent, with peer ids where Core has IP addresses. The network knows nothing of the
 //! RPC: this module calls its [`NetworkHandle`](crate::network::NetworkHandle) and renders
 //! the answers.
@@ -8,6 +9,7 @@ use super::chain::to_json;
 use super::params::{Args, FromArgs, NoParams};
 use super::{RpcContext, RpcError, codes};
 use crate::network::peers::{self, Ban};
+use crate::network::shaping::{LinkShape, LinkShapeRequest};
 use crate::network::{self as net, AddNodeMode, NetworkError, parse_multiaddr};
 use cairn_rpc::types::{BanEntry, PeerInfo};
 use libp2p::{Multiaddr, PeerId};
@@ -245,6 +247,74 @@ pub(super) async fn setnetworkactive(
     Ok(json!(ctx.network.set_active(active).await.map_err(to_rpc)?))
 }
 
+/// `setlinkshaping peer_id {latency_ms, jitter_ms, loss_pct, bandwidth_kbit}`: the whole
+/// shaping of the link with one peer (replacing what was there; `null` or `{}` removes it).
+pub(super) struct SetLinkShaping {
+    peer: PeerId,
+    shape: LinkShape,
+}
+
+impl FromArgs for SetLinkShaping {
+    const MAX: usize = 2;
+    fn parse(args: &Args) -> Result<Self, RpcError> {
+        let peer = peer_param(args, 0)?;
+        let request: Option<LinkShapeRequest> = args.optional(1, "settings")?;
+        let shape = request
+            .unwrap_or_default()
+            .into_shape()
+            .map_err(|e| RpcError::invalid_params(format!("{}: {e}", args.method)))?;
+        Ok(SetLinkShaping { peer, shape })
+    }
+}
+
+/// One link as `setlinkshaping` and `getlinkshaping` show it.
+fn link_json(peer: &PeerId, shape: &LinkShape) -> Value {
+    json!({
+        "peer_id": peer.to_base58(),
+        "latency_ms": shape.latency().as_secs_f64() * 1000.0,
+        "jitter_ms": shape.jitter().as_secs_f64() * 1000.0,
+        "loss_pct": shape.loss_pct(),
+        "bandwidth_kbit": shape.bandwidth_kbit().unwrap_or(0.0),
+    })
+}
+
+pub(super) async fn setlinkshaping(
+    ctx: Arc<RpcContext>,
+    p: SetLinkShaping,
+) -> Result<Value, RpcError> {
+    ctx.network
+        .set_link_shaping(p.peer, p.shape)
+        .map_err(to_rpc)?;
+    Ok(link_json(&p.peer, &p.shape))
+}
+
+/// `getlinkshaping [peer_id]`.
+pub(super) struct GetLinkShaping(Option<PeerId>);
+
+impl FromArgs for GetLinkShaping {
+    const MAX: usize = 1;
+    fn parse(args: &Args) -> Result<Self, RpcError> {
+        match args.get(0) {
+            None => Ok(GetLinkShaping(None)),
+            Some(_) => Ok(GetLinkShaping(Some(peer_param(args, 0)?))),
+        }
+    }
+}
+
+pub(super) async fn getlinkshaping(
+    ctx: Arc<RpcContext>,
+    GetLinkShaping(peer): GetLinkShaping,
+) -> Result<Value, RpcError> {
+    let links = ctx.network.links().list();
+    Ok(Value::Array(
+        links
+            .iter()
+            .filter(|(p, _)| peer.is_none_or(|wanted| wanted == *p))
+            .map(|(p, shape)| link_json(p, shape))
+            .collect(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +393,45 @@ mod tests {
         assert_eq!(
             to_json(ban_entry(&ban)),
             json!({"peer_id": id.to_base58(), "banned_until": 200, "ban_created": 100, "reason": "manually banned"})
+        );
+    }
+
+    #[test]
+    fn link_shaping_settings_are_typed_and_validated() {
+        let id = PeerId::random();
+        let parse = |list: Value| {
+            SetLinkShaping::from_args(&Args {
+                method: "setlinkshaping",
+                list: list.as_array().cloned().unwrap_or_default(),
+            })
+        };
+        let p = parse(json!([id.to_base58(), {"latency_ms": 200, "bandwidth_kbit": 800}])).unwrap();
+        assert_eq!(
+            (p.peer, p.shape),
+            (id, LinkShape::new(200.0, 0.0, 0.0, 800.0).unwrap())
+        );
+        assert!(parse(json!([id.to_base58()])).unwrap().shape.is_none());
+        assert!(
+            parse(json!([id.to_base58(), null]))
+                .unwrap()
+                .shape
+                .is_none()
+        );
+        assert!(parse(json!([id.to_base58(), {}])).unwrap().shape.is_none());
+        for bad in [
+            json!({"latency_ms": -1}),
+            json!({"loss_pct": 100.1}),
+            json!({"loss_pct": "5"}),
+            json!({"jitter": 5}),
+            json!({"bandwidth_kbit": 0.1}),
+            json!(5),
+        ] {
+            let e = parse(json!([id.to_base58(), bad])).err().unwrap();
+            assert_eq!(e.code, codes::INVALID_PARAMS, "{bad}: {}", e.message);
+        }
+        assert_eq!(
+            link_json(&id, &LinkShape::new(50.0, 5.0, 1.5, 0.0).unwrap()),
+            json!({"peer_id": id.to_base58(), "latency_ms": 50.0, "jitter_ms": 5.0, "loss_pct": 1.5, "bandwidth_kbit": 0.0})
         );
     }
 }

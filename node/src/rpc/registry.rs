@@ -222,6 +222,18 @@ pub static METHODS: &[Method] = &[
         "Turns all p2p networking on or off; returns the new state.",
         network::setnetworkactive
     ),
+    method!(
+        "setlinkshaping",
+        "peer_id [{latency_ms, jitter_ms, loss_pct, bandwidth_kbit}]",
+        "Shapes the link with a peer: delay, ± jitter and a kbit/s cap on what this node sends it, the % of its blocks and transactions lost on arrival; no settings remove it.",
+        network::setlinkshaping
+    ),
+    method!(
+        "getlinkshaping",
+        "[peer_id]",
+        "The shaped links of this node (setlinkshaping).",
+        network::getlinkshaping
+    ),
     method!("stop", "", "Stops the node cleanly.", control::stop),
     method!(
         "help",

@@ -1,6 +1,7 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
 mod harness;
+mod links;
 mod node;
 mod observe;
 mod p2p;
