@@ -211,13 +211,10 @@ impl NodeState {
             }
         }
         let next_height = self.chain.height() + 1;
-        if let Err(e) = self.mempool.reorg(
-            change.returned_txs.clone(),
-            &change.connected,
-            self.chain.store(),
-            next_height,
-            now,
-        ) {
+        if let Err(e) =
+            self.mempool
+                .update_for_tip_change(change, self.chain.store(), next_height, now)
+        {
             tracing::error!(
                 "mempool update after the tip change stopped early, the pool keeps what it re-validated: {e}"
             );

@@ -153,11 +153,14 @@ fn time_more_than_two_hours_ahead_is_rejected_but_not_marked_invalid() {
     );
 }
 
-/// A network whose difficulty adjusts every 6 blocks, at regtest's easy limit.
+/// A network whose difficulty adjusts every 6 blocks, at regtest's easy limit, with the
+/// largest time bounds its 25-second window allows.
 fn retargeting_params() -> ChainParams {
     regtest_with(|c| {
         c.difficulty_adjustment = true;
         c.retarget_window = 6;
+        c.timewarp_grace_secs = 6;
+        c.max_future_block_time_secs = 6;
     })
 }
 
@@ -238,6 +241,8 @@ fn last_block_of_a_window_before_the_windows_first_block_is_rejected_as_timewarp
     kit.build_on(&first_of_window.block_hash(), 4);
     let tip = kit.chain.tip().hash;
     assert_eq!(kit.chain.height(), 10);
+    // The clock catches up with the window's first block, so the last one is not too new.
+    kit.clock = u64::from(first_of_window.header.time);
 
     let mut block = template(&mut kit, &tip, vec![], Amount::ZERO);
     let min = first_of_window.header.time;
