@@ -1,5 +1,6 @@
 //! `cairn node` settings: command-line flags over `DATADIR/cairn.toml` over defaults.
 
+use crate::strategy::StrategyKind;
 use anyhow::{Context, bail};
 use cairn_core::ChainParams;
 use clap::{Args, ValueEnum};
@@ -61,6 +62,9 @@ pub struct NodeArgs {
     /// Log format [default: text]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Mining policy: honest announces every block, selfish withholds them (Eyal–Sirer) [default: honest]
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyKind>,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -77,6 +81,7 @@ struct FileConfig {
     block_time: Option<u64>,
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
+    strategy: Option<StrategyKind>,
 }
 
 /// Resolved settings.
@@ -104,6 +109,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Mining policy.
+    pub strategy: StrategyKind,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -183,6 +190,7 @@ impl NodeConfig {
             block_time: args.block_time.or(file.block_time),
             mdns: args.mdns || file.mdns.unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            strategy: args.strategy.or(file.strategy).unwrap_or_default(),
         })
     }
 }

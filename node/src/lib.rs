@@ -14,6 +14,7 @@ pub mod network;
 pub mod rpc;
 pub mod rpc_cli;
 pub mod store;
+pub mod strategy;
 
 use anyhow::Context;
 use cairn_rpc::NodeInfo;
@@ -35,7 +36,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let chain = cairn_core::ChainState::open(params.clone(), store)
         .with_context(|| format!("loading the chain in {}", datadir.path().display()))?;
     let (events, _) = broadcast::channel(4096);
-    let state = NodeState::new(chain, events).context("indexing the active chain")?;
+    let state = NodeState::new(chain, events)
+        .context("indexing the active chain")?
+        .with_strategy(config.strategy);
     tracing::info!(network = %params.network_id, height = state.chain.height(), tip = %state.chain.tip().hash, "chain loaded");
     let (chain, chain_thread) = chain_task::spawn(state);
 

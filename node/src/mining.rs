@@ -6,7 +6,7 @@
 //! registered here, and a listener cancels all of them on a new tip (the work would be
 //! stale) or on new mempool transactions (a better template exists).
 
-use crate::chain_task::{ChainHandle, NodeEvent, Origin, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent, unix_now};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
 use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -260,7 +260,7 @@ fn mine_one(
     let hash = block.block_hash();
     let report = shared
         .chain
-        .call_blocking(move |s| s.submit_block(block, unix_now(), Origin::Local))
+        .call_blocking(move |s| s.submit_mined_block(block, unix_now()))
         .map_err(|_| MiningError::Stopped)?
         .map_err(|e| MiningError::Miner(e.to_string()))?;
     match report.outcome {

@@ -660,6 +660,7 @@ pub async fn call(
                         "mining": local.mining,
                         "threads": local.threads,
                         "kernel": local.kernel,
+                        "strategy": s.strategy.info(),
                     })
                 })
                 .await
