@@ -188,6 +188,15 @@ impl NodeState {
         }
     }
 
+    /// `getmininginfo`'s `strategy`: the policy's state and the tip peers may know about.
+    pub fn strategy_info(&self) -> serde_json::Value {
+        let mut info = self.strategy.info();
+        let public = self.public_tip();
+        info["public_tip"] = serde_json::Value::String(public.hash.to_string());
+        info["public_tip_height"] = public.height.into();
+        info
+    }
+
     /// The tip peers may know about: the active tip, or below the blocks a selfish miner
     /// withholds.
     pub fn public_tip(&self) -> &cairn_core::chain::BlockEntry {

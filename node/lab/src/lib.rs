@@ -10,4 +10,5 @@
 //! network; it uses `cairn-core` only for chain parameters, encoding and keys, and the
 //! wallet for signing.
 
+pub mod experiment;
 pub mod testnet;

@@ -660,7 +660,7 @@ pub async fn call(
                         "mining": local.mining,
                         "threads": local.threads,
                         "kernel": local.kernel,
-                        "strategy": s.strategy.info(),
+                        "strategy": s.strategy_info(),
                     })
                 })
                 .await
