@@ -43,9 +43,9 @@ pub struct DoubleSpendArgs {
     /// Confirmations the merchant waits for, one point each
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
     pub z: Vec<u32>,
-    /// Trials per point. The defaults (3 points × 40 trials) take about 4-7 minutes on 2
-    /// cores and give a ci95 of about ±0.1-0.15 on the success rate
-    #[arg(long, default_value_t = 40)]
+    /// Trials per point. The defaults (3 points × 200 trials) take about 3-4 minutes on 2
+    /// cores and give a ci95 of about ±0.05-0.07 on the success rate
+    #[arg(long, default_value_t = 200)]
     pub trials: u64,
     /// The attacker gives up this many blocks behind; the measured rate can fall below
     /// the formula's (which never gives up) by at most (q/p)^D
