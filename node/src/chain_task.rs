@@ -2,8 +2,8 @@
 //!
 //! [`NodeState`] lives on a dedicated OS thread (block validation and rocksdb writes are
 //! blocking work that must not stall the async runtime). Everyone else holds a cheap,
-//! cloneable [`ChainHandle`] and sends it closures to run against the state, with a oneshot
-//! reply (STYLE §4: one owner, handles for the rest). What changed is published as
+//! cloneable [`ChainHandle`] whose named methods send it short jobs with a oneshot reply
+//! (STYLE §4: one owner, handles for the rest). What changed is published as
 //! [`NodeEvent`]s on a broadcast channel: the miner restarts on them, the network gossips them.
 
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
@@ -15,14 +15,21 @@ use cairn_core::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
-/// Seconds since the Unix epoch: the only clock the consensus code is fed.
+mod handle;
+pub use handle::{
+    AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
+    TxLookup, spawn,
+};
+
+/// Seconds since the Unix epoch from the system clock.
+///
+/// A shim for the network code, which still reads the time itself; everything else reads
+/// the node's [`Clock`](crate::clock::Clock) through [`ChainHandle::clock`].
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_secs()
 }
 
 /// Where a block or transaction came from; decides whether the network must announce it.
@@ -310,77 +317,7 @@ impl NodeState {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut NodeState) + Send>;
-
 /// The node has stopped; its state is gone.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the node is shutting down")]
 pub struct NodeStopped;
-
-/// A cheap handle to the state owner.
-#[derive(Clone)]
-pub struct ChainHandle {
-    jobs: mpsc::Sender<Job>,
-    events: broadcast::Sender<NodeEvent>,
-    params: Arc<ChainParams>,
-}
-
-impl ChainHandle {
-    /// Runs `f` on the state owner and returns its result.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
-    ) -> Result<R, NodeStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.jobs.send(job).await.map_err(|_| NodeStopped)?;
-        answer.await.map_err(|_| NodeStopped)
-    }
-
-    /// [`call`](Self::call) from a plain thread (the miner's).
-    pub fn call_blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
-    ) -> Result<R, NodeStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.jobs.blocking_send(job).map_err(|_| NodeStopped)?;
-        answer.blocking_recv().map_err(|_| NodeStopped)
-    }
-
-    /// Subscribes to state changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
-    }
-
-    /// The chain parameters (immutable, so readable without a round trip).
-    pub fn params(&self) -> &ChainParams {
-        &self.params
-    }
-}
-
-/// Starts the state-owner thread. It runs until every handle is dropped, then flushes
-/// the store; join the returned thread to wait for that.
-pub fn spawn(state: NodeState) -> (ChainHandle, std::thread::JoinHandle<()>) {
-    let (jobs, mut inbox) = mpsc::channel::<Job>(1024);
-    let handle = ChainHandle {
-        jobs,
-        events: state.events.clone(),
-        params: Arc::new(state.params().clone()),
-    };
-    let thread = std::thread::Builder::new()
-        .name("chain".into())
-        .spawn(move || {
-            let mut state = state;
-            while let Some(job) = inbox.blocking_recv() {
-                job(&mut state);
-            }
-            state.close();
-        })
-        .expect("spawning the chain thread");
-    (handle, thread)
-}

@@ -6,7 +6,7 @@
 //! registered here, and a listener cancels all of them on a new tip (the work would be
 //! stale) or on new mempool transactions (a better template exists).
 
-use crate::chain_task::{ChainHandle, NodeEvent, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent, QueryError};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
 use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -241,7 +241,7 @@ fn mine_one(
     let tag = shared.extranonce.fetch_add(1, Ordering::Relaxed);
     let template = shared
         .chain
-        .call_blocking(move |s| s.block_template(pay_to, unix_now(), tag.to_le_bytes().to_vec()))
+        .template_blocking(pay_to, tag.to_le_bytes().to_vec())
         .map_err(|_| MiningError::Stopped)?;
     let target = Target::from_compact(template.header.bits)
         .map_err(|e| MiningError::Miner(format!("template bits: {e}")))?;
@@ -260,9 +260,11 @@ fn mine_one(
     let hash = block.block_hash();
     let report = shared
         .chain
-        .call_blocking(move |s| s.submit_mined_block(block, unix_now()))
-        .map_err(|_| MiningError::Stopped)?
-        .map_err(|e| MiningError::Miner(e.to_string()))?;
+        .submit_mined_block_blocking(block)
+        .map_err(|e| match e {
+            QueryError::Stopped(_) => MiningError::Stopped,
+            QueryError::Failed(e) => MiningError::Miner(e.to_string()),
+        })?;
     match report.outcome {
         ImportOutcome::Invalid(e) => Err(MiningError::Rejected {
             hash,

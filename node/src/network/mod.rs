@@ -14,8 +14,6 @@
 //! - [`gossip`]: validation of gossiped blocks and transactions before they are forwarded.
 //! - [`sync`]: headers-first catch-up.
 //! - [`peers`]: misbehaviour scores, bans, static peers, rate limits (pure data).
-//! - [`rpc`]: `getpeerinfo`, `addnode`, `disconnectnode`, `setban`, `listbanned`,
-//!   `setnetworkactive`.
 //!
 //! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
 
@@ -33,7 +31,6 @@ pub mod peers;
 pub mod protocol;
 mod relay;
 mod requests;
-pub mod rpc;
 mod scoring;
 pub mod sync;
 mod sync_server;
