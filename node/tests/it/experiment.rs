@@ -149,6 +149,14 @@ fn selfish_experiment_measures_revenue_beside_eyal_sirer() {
     );
     // At α = 0.4 > 1/3 the pool earns more than its share.
     assert!(theory > 0.4);
+    // With no race decided on the pool's branch (γ = 0), the real nodes must give exactly
+    // what the paper's algorithm gives on the same draws.
+    if p["params"]["gamma"] == 0.0 {
+        assert_eq!(
+            p["replay"], p["measured"],
+            "the nodes departed from Eyal–Sirer: {p}"
+        );
+    }
 }
 
 #[test]

@@ -137,6 +137,7 @@ fn point(q: f64, z: u32, args: &DoubleSpendArgs, successes: u64, disagreements: 
         theory: json!({"nakamoto": num(nakamoto_catch_up(q, z)), "rosenfeld": num(rosenfeld)}),
         ci95: wilson95(successes, args.trials),
         reference: rosenfeld,
+        replay: None,
         note: Some(note),
     }
 }

@@ -111,6 +111,10 @@ pub struct Point {
     pub theory: Value,
     /// 95 % interval around `measured`.
     pub ci95: [f64; 2],
+    /// The same figure from the paper's algorithm replayed on the run's own draws, where the
+    /// run allows an exact replay (`selfish` with no race decided on the pool's branch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<f64>,
     /// The value of `theory` the interval is checked against.
     #[serde(skip)]
     pub reference: f64,

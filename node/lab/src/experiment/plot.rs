@@ -170,6 +170,7 @@ mod tests {
             theory: json!({"nakamoto": 0.2, "rosenfeld": 0.2}),
             ci95: [m - 0.05, m + 0.05],
             reference: 0.2,
+            replay: None,
             note: None,
         };
         let report = Report {

@@ -118,7 +118,7 @@ fn point(
     let mut lottery = Lottery::new(seed);
     let mut pool_blocks: HashSet<String> = HashSet::new();
     let bar = progress(blocks, &format!("selfish α={alpha}"));
-    let mut finds = 0u64;
+    let mut finders: Vec<bool> = Vec::new();
     loop {
         let height: u64 = net.clients[1].call_as("getblockcount", json!([]))?;
         bar.set_position(height.min(blocks));
@@ -127,7 +127,7 @@ fn point(
         }
         let (finder, _) = lottery.next_finder(&rates);
         let hash = net.generate(finder)?;
-        finds += 1;
+        finders.push(finder == 0);
         if finder == 0 {
             pool_blocks.insert(hash);
             settle(&net, None)?;
@@ -145,6 +145,13 @@ fn point(
     let gamma = info["gamma"].as_f64().unwrap_or(0.0);
     let theory = selfish_revenue(alpha, gamma);
     let withheld = info["withheld"].as_u64().unwrap_or(0);
+    let finds = finders.len();
+    // With γ = 0 the paper's algorithm fixes the outcome of every draw: replay it.
+    let replay =
+        (info["races_on_pool_branch"].as_u64() == Some(0)).then(|| replay_without_gamma(&finders));
+    let replayed = replay.map_or(String::new(), |(pool, total)| {
+        format!("; Eyal–Sirer's algorithm replayed on the same draws: pool {pool} of {total}")
+    });
     Ok(Point {
         params: params(&[
             ("alpha", num(alpha)),
@@ -155,11 +162,67 @@ fn point(
         theory: num(theory),
         ci95: batch_means95(&sequence, BATCHES),
         reference: theory,
+        replay: replay.map(|(pool, total)| pool as f64 / total.max(1) as f64),
         note: Some(format!(
-            "{finds} blocks found, pool {} ({} on the main chain), {races} races; profitable above α = {:.4} at this γ; {withheld} pool blocks still withheld at the end",
+            "{finds} blocks found, pool {} ({} on the main chain), {races} races; profitable above α = {:.4} at this γ; {withheld} pool blocks still withheld at the end{replayed}",
             pool_blocks.len(),
             pool_on_chain,
             selfish_threshold(gamma)
         )),
     })
+}
+
+/// Eyal–Sirer's algorithm run on a sequence of finds (`true`: the pool's) when the honest
+/// miners always extend their own branch in a race (γ = 0). Returns the pool's blocks and
+/// all blocks on the honest nodes' chain after the last find (a pending public branch
+/// included, a withheld private one not): what the real nodes must show for the same draws.
+pub fn replay_without_gamma(finders: &[bool]) -> (u64, u64) {
+    let (mut pool, mut honest) = (0u64, 0u64);
+    // Branch lengths above the fork point.
+    let (mut private, mut public) = (0u64, 0u64);
+    for &pool_found in finders {
+        let race = private == public && private > 0;
+        let lead = private.saturating_sub(public);
+        if pool_found {
+            private += 1;
+            if race {
+                pool += private;
+                (private, public) = (0, 0);
+            }
+            continue;
+        }
+        public += 1;
+        if race || private == 0 {
+            honest += public;
+            (private, public) = (0, 0);
+        } else if lead == 2 {
+            pool += private;
+            (private, public) = (0, 0);
+        }
+    }
+    (pool, pool + honest + public)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replay_without_gamma;
+
+    #[test]
+    fn the_replay_follows_the_paper_state_by_state() {
+        // Honest only: every block theirs.
+        assert_eq!(replay_without_gamma(&[false, false]), (0, 2));
+        // Lead 1, they find (race), the pool finds: both pool blocks win.
+        assert_eq!(replay_without_gamma(&[true, false, true]), (2, 2));
+        // Race lost: their two blocks.
+        assert_eq!(replay_without_gamma(&[true, false, false]), (0, 2));
+        // Lead 2 then they find: override with 2.
+        assert_eq!(replay_without_gamma(&[true, true, false]), (2, 2));
+        // Lead 3, they find twice: the pool overrides both with 3.
+        assert_eq!(
+            replay_without_gamma(&[true, true, true, false, false]),
+            (3, 3)
+        );
+        // Still withheld at the end: the honest chain holds only their pending block.
+        assert_eq!(replay_without_gamma(&[true, true, true, false]), (0, 1));
+    }
 }

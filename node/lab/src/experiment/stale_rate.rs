@@ -119,6 +119,7 @@ fn point(
         theory: num(theory),
         ci95: wilson95(stale, total),
         reference: theory,
+        replay: None,
         note: Some(format!("{stale} of {total} blocks stale")),
     })
 }
