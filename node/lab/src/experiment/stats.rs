@@ -14,7 +14,18 @@ pub fn wilson95(successes: u64, trials: u64) -> [f64; 2] {
     let z2 = Z95 * Z95;
     let centre = (phat + z2 / (2.0 * n)) / (1.0 + z2 / n);
     let half = Z95 / (1.0 + z2 / n) * (phat * (1.0 - phat) / n + z2 / (4.0 * n * n)).sqrt();
-    [(centre - half).max(0.0), (centre + half).min(1.0)]
+    // At 0 or `trials` successes the bound is exactly 0 or 1 (rounding would leave 1e-18).
+    let low = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let high = if successes >= trials {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    [low, high]
 }
 
 /// Student's t 97.5 % quantile for `df` degrees of freedom (table to 30, normal beyond).
@@ -123,6 +134,11 @@ mod tests {
         let [lo, hi] = wilson95(0, 10);
         assert!(lo == 0.0 && (hi - 0.2775).abs() < 5e-4, "{hi}");
         assert_eq!(wilson95(0, 0), [0.0, 1.0]);
+        // The edges are exact, so a theory of exactly 0 or 1 is inside.
+        for n in [1, 7, 150, 1000] {
+            assert_eq!(wilson95(0, n)[0], 0.0);
+            assert_eq!(wilson95(n, n)[1], 1.0);
+        }
     }
 
     #[test]
