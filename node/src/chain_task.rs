@@ -10,6 +10,7 @@ use crate::clock::SharedClock;
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
 use crate::metrics::Metrics;
 use crate::store::RocksStore;
+use crate::strategy::{Strategy, StrategyKind};
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
 use cairn_core::{
     Amount, Block, BlockHash, ChainParams, ChainState, PubkeyHash, Transaction, Txid,
@@ -42,6 +43,9 @@ pub enum Origin {
     /// Received from a peer (gossip or sync): gossipsub forwards what it validated, and
     /// synced blocks are old news, so nothing is announced and nothing is copied for it.
     Peer,
+    /// Mined here by a selfish miner and kept private: stored, never announced; the
+    /// [`Strategy`] decides when it becomes public, and the network hides it until then.
+    Withheld,
 }
 
 /// Something that changed in the node's state.
@@ -94,6 +98,8 @@ pub struct NodeState {
     clock: SharedClock,
     /// The node's metrics.
     metrics: Arc<Metrics>,
+    /// The miner's policy and the blocks it withholds.
+    pub strategy: Strategy,
     events: broadcast::Sender<NodeEvent>,
 }
 
@@ -112,6 +118,7 @@ impl NodeState {
             tx_counts: HashMap::new(),
             clock: crate::clock::system(),
             metrics: Arc::new(Metrics::new()),
+            strategy: Strategy::default(),
             events,
         };
         for height in 0..=state.chain.height() {
@@ -133,6 +140,12 @@ impl NodeState {
         self
     }
 
+    /// The same state with the miner following `kind` (`--strategy`).
+    pub fn with_strategy(mut self, kind: StrategyKind) -> Self {
+        self.strategy = Strategy::new(kind);
+        self
+    }
+
     /// The chain parameters.
     pub fn params(&self) -> &ChainParams {
         self.chain.params()
@@ -151,6 +164,9 @@ impl NodeState {
         now: u64,
         origin: Origin,
     ) -> Result<ImportReport, ChainError> {
+        // A selfish miner watches for blocks that lengthen the public chain.
+        let watched = (origin == Origin::Peer && self.strategy.kind() != StrategyKind::Honest)
+            .then(|| block.block_hash());
         // Only a local block is announced, so only it is kept beyond the import.
         let announce = (origin == Origin::Local).then(|| Arc::new(block.clone()));
         if origin == Origin::Peer {
@@ -178,7 +194,77 @@ impl NodeState {
         if let Some(change) = &report.tip_changed {
             self.apply_tip_change(change, now);
         }
+        if let Some(hash) = watched.filter(|_| matches!(report.outcome, Active | SideChain)) {
+            self.strategy_saw_peer_block(&hash);
+        }
         Ok(report)
+    }
+
+    /// Imports a block the local miner found: announced at once by an honest miner,
+    /// withheld (and perhaps some earlier ones published) by a selfish one.
+    pub fn submit_mined_block(
+        &mut self,
+        block: Block,
+        now: u64,
+    ) -> Result<ImportReport, ChainError> {
+        if self.strategy.kind() == StrategyKind::Honest {
+            return self.submit_block(block, now, Origin::Local);
+        }
+        let hash = block.block_hash();
+        let report = self.submit_block(block, now, Origin::Withheld)?;
+        if report.outcome == cairn_core::ImportOutcome::Active {
+            let height = self.chain.tip().height;
+            if let Some(publish) = self.strategy.on_mined(hash, height) {
+                self.publish(&publish);
+            }
+        }
+        Ok(report)
+    }
+
+    fn strategy_saw_peer_block(&mut self, hash: &BlockHash) {
+        let Some(entry) = self.chain.entry(hash) else {
+            return;
+        };
+        let (height, parent) = (entry.height, entry.header.prev_blockhash);
+        let publish = self.strategy.on_peer_block(height, &parent);
+        self.publish(&publish);
+    }
+
+    /// Announces withheld blocks the strategy made public, in order.
+    fn publish(&mut self, hashes: &[BlockHash]) {
+        for hash in hashes {
+            match self.chain.block(hash) {
+                Ok(Some(block)) => {
+                    tracing::info!(%hash, "publishing a withheld block");
+                    let _ = self.events.send(NodeEvent::BlockAccepted(Arc::new(block)));
+                }
+                Ok(None) => tracing::error!(%hash, "withheld block to publish has no body"),
+                Err(e) => tracing::error!(%hash, "reading a withheld block to publish: {e}"),
+            }
+        }
+    }
+
+    /// `getmininginfo`'s `strategy`: the policy's state and the tip peers may know about.
+    pub fn strategy_info(&self) -> serde_json::Value {
+        let mut info = self.strategy.info();
+        let public = self.public_tip();
+        info["public_tip"] = serde_json::Value::String(public.hash.to_string());
+        info["public_tip_height"] = public.height.into();
+        info
+    }
+
+    /// The tip peers may know about: the active tip, or below the blocks a selfish miner
+    /// withholds.
+    pub fn public_tip(&self) -> &cairn_core::chain::BlockEntry {
+        let tip = self.chain.tip();
+        match self.strategy.public_height_limit() {
+            Some(limit) if limit < tip.height => self
+                .chain
+                .hash_at(limit)
+                .and_then(|h| self.chain.entry(&h))
+                .expect("heights below the tip are active and indexed"),
+            _ => tip,
+        }
     }
 
     /// Brings indexes and mempool in line with a moved tip, then announces it. The change

@@ -1,5 +1,6 @@
 //! `cairn node` settings: command-line flags over `DATADIR/cairn.toml` over defaults.
 
+use crate::strategy::StrategyKind;
 use anyhow::{Context, bail};
 use cairn_core::ChainParams;
 use clap::{Args, ValueEnum};
@@ -64,6 +65,9 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:0)
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Mining policy: honest announces every block, selfish withholds them (Eyal–Sirer) [default: honest]
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyKind>,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -81,6 +85,7 @@ struct FileConfig {
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
     metrics: Option<SocketAddr>,
+    strategy: Option<StrategyKind>,
 }
 
 /// Resolved settings.
@@ -110,6 +115,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Mining policy.
+    pub strategy: StrategyKind,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -190,6 +197,7 @@ impl NodeConfig {
             block_time: args.block_time.or(file.block_time),
             mdns: args.mdns || file.mdns.unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            strategy: args.strategy.or(file.strategy).unwrap_or_default(),
         })
     }
 }

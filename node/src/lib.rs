@@ -34,6 +34,7 @@ pub mod network;
 pub mod rpc;
 pub mod rpc_cli;
 pub mod store;
+pub mod strategy;
 
 use anyhow::Context;
 use cairn_rpc::NodeInfo;
@@ -145,7 +146,9 @@ fn open_state(config: &NodeConfig, datadir: &DataDir) -> anyhow::Result<NodeStat
     let chain = cairn_core::ChainState::open(config.params.clone(), store)
         .with_context(|| format!("loading the chain in {}", datadir.path().display()))?;
     let (events, _) = broadcast::channel(4096);
-    let state = NodeState::new(chain, events).context("indexing the active chain")?;
+    let state = NodeState::new(chain, events)
+        .context("indexing the active chain")?
+        .with_strategy(config.strategy);
     tracing::info!(network = %config.params.network_id, height = state.chain.height(), tip = %state.chain.tip().hash, "chain loaded");
     Ok(state)
 }

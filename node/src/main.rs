@@ -26,6 +26,8 @@ enum Command {
     Wallet(cairn_wallet::cli::WalletArgs),
     /// A local multi-node testnet: up, status, partition, heal, down.
     Testnet(cairn_lab::testnet::TestnetArgs),
+    /// Consensus theory measured on real nodes: stale-rate, selfish, double-spend.
+    Experiment(cairn_lab::experiment::ExperimentArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -107,6 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rpc(args) => cairn_node::rpc_cli::run(args),
         Command::Wallet(args) => cairn_wallet::cli::run(args),
         Command::Testnet(args) => cairn_lab::testnet::run(args),
+        Command::Experiment(args) => cairn_lab::experiment::run(args),
         Command::Bench(BenchCommand::Miner(args)) => bench_miner(args),
     }
 }

@@ -260,7 +260,7 @@ fn mine_one(
     let hash = block.block_hash();
     let report = shared
         .chain
-        .submit_block_blocking(block)
+        .submit_mined_block_blocking(block)
         .map_err(|e| match e {
             QueryError::Stopped(_) => MiningError::Stopped,
             QueryError::Failed(e) => MiningError::Miner(e.to_string()),

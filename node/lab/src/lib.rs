@@ -11,4 +11,5 @@
 //! wallet for signing.
 
 pub mod links;
+pub mod experiment;
 pub mod testnet;

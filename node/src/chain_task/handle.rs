@@ -255,6 +255,22 @@ impl ChainHandle {
             .map_err(QueryError::Failed)
     }
 
+    /// A block the local miner found, from its thread: announced, or withheld by a selfish
+    /// miner ([`NodeState::submit_mined_block`]).
+    pub fn submit_mined_block_blocking(
+        &self,
+        block: Block,
+    ) -> Result<ImportReport, QueryError<ChainError>> {
+        let clock = self.clock.clone();
+        self.call_blocking(move |s| s.submit_mined_block(block, clock.now_secs()))?
+            .map_err(QueryError::Failed)
+    }
+
+    /// `getmininginfo`'s `strategy`: the miner's policy and the tip peers may know about.
+    pub async fn strategy_info(&self) -> Result<serde_json::Value, NodeStopped> {
+        self.call(|s| s.strategy_info()).await
+    }
+
     /// A block template on the tip paying `pay_to`, timed now, from a plain thread.
     pub fn template_blocking(
         &self,

@@ -80,7 +80,7 @@ pub(super) async fn setmining(ctx: Arc<RpcContext>, p: SetMining) -> Result<Valu
 pub(super) async fn getmininginfo(ctx: Arc<RpcContext>, _: NoParams) -> Result<Value, RpcError> {
     let local = ctx.mining.info();
     let rate = ctx.chain.hash_rate(HASHPS_WINDOW).await?;
-    Ok(to_json(MiningInfo {
+    let mut info = to_json(MiningInfo {
         blocks: rate.tip.height,
         difficulty: difficulty(ctx.chain.params(), rate.tip.header.bits),
         networkhashps: rate.hashps,
@@ -88,5 +88,8 @@ pub(super) async fn getmininginfo(ctx: Arc<RpcContext>, _: NoParams) -> Result<V
         mining: local.mining,
         threads: local.threads,
         kernel: local.kernel.to_owned(),
-    }))
+    });
+    // Extension: the miner's policy (`--strategy`), e.g. a selfish miner's state.
+    info["strategy"] = ctx.chain.strategy_info().await?;
+    Ok(info)
 }
