@@ -9,6 +9,7 @@
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
 use crate::store::RocksStore;
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
+use cairn_core::sigcache::{DEFAULT_SIGCACHE_BYTES, SigCache};
 use cairn_core::{
     Amount, Block, BlockHash, ChainParams, ChainState, PubkeyHash, Transaction, Txid,
 };
@@ -22,6 +23,17 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A fresh random salt for the signature cache, so peers cannot predict its keys. Without
+/// OS randomness the cache still works: its keys stay hashes of what was verified, only
+/// predictable.
+fn sigcache_salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut salt) {
+        tracing::warn!("no OS randomness for the signature cache salt: {e}");
+    }
+    salt
 }
 
 /// Where a block or transaction came from; decides whether the network must announce it.
@@ -71,10 +83,17 @@ pub struct NodeState {
 impl NodeState {
     /// Wraps an opened chain; indexes the active chain's transactions.
     pub fn new(
-        chain: ChainState<RocksStore>,
+        mut chain: ChainState<RocksStore>,
         events: broadcast::Sender<NodeEvent>,
     ) -> Result<Self, ChainError> {
-        let mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        let mut mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        // One signature cache: what the mempool verified, block connection skips.
+        let sigcache = Arc::new(SigCache::with_max_bytes(
+            sigcache_salt(),
+            DEFAULT_SIGCACHE_BYTES,
+        ));
+        chain.set_sigcache(sigcache.clone());
+        mempool.set_sigcache(sigcache);
         let mut state = NodeState {
             chain,
             mempool,

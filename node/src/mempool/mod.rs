@@ -27,11 +27,14 @@ pub use error::{MempoolError, ReplacementRule};
 use cairn_core::chain::HashedBlock;
 use cairn_core::keys::PubkeyHash;
 use cairn_core::store::{StoreError, UtxoReader};
+use cairn_core::sigcache::SigCache;
+use cairn_core::sigcheck::verify_tx_signatures_cached;
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
 use cairn_core::{Amount, Block, ChainParams, Coin, OutPoint, Transaction, TxError, TxOut, Txid};
 use graph::Entry;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Policy knobs of the pool. Consensus rules are not configurable; these are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +228,9 @@ pub struct Mempool {
     bytes: usize,
     /// Arrival order: a parent always has a lower `seq` than its children.
     next_seq: u64,
+    /// Where verified signatures are recorded, so the block that confirms them need not
+    /// verify them again (shared with the chain state).
+    sigcache: Option<Arc<SigCache>>,
 }
 
 impl Mempool {
@@ -237,7 +243,13 @@ impl Mempool {
             spenders: HashMap::new(),
             bytes: 0,
             next_seq: 0,
+            sigcache: None,
         }
+    }
+
+    /// Records every signature the pool verifies in `cache` (and skips those it holds).
+    pub fn set_sigcache(&mut self, cache: Arc<SigCache>) {
+        self.sigcache = Some(cache);
     }
 
     /// The policy in force.
@@ -463,7 +475,10 @@ impl Mempool {
         }
 
         if verify_signatures {
-            verify_tx_signatures(tx, &spent, &self.params)?;
+            match &self.sigcache {
+                Some(cache) => verify_tx_signatures_cached(tx, &spent, &self.params, cache)?,
+                None => verify_tx_signatures(tx, &spent, &self.params)?,
+            }
         }
         Ok(Candidate {
             txid,
