@@ -19,6 +19,12 @@ use rayon::prelude::*;
 /// than it saves.
 pub const PARALLEL_MIN_CHECKS: usize = 16;
 
+/// Threads a block's signatures are verified on (rayon's pool: one per core, or
+/// `RAYON_NUM_THREADS`).
+pub fn verification_threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// One input's signature check: its key against the spent output's address, then its
 /// signature over its sighash.
 #[derive(Debug, Clone)]
@@ -119,6 +125,11 @@ impl<'a> SigChecks<'a> {
                 sighash: sighashes.sighash(input_index),
             });
         }
+    }
+
+    /// The checks, in (transaction, input) order.
+    pub fn iter(&self) -> impl Iterator<Item = &SigCheck<'a>> {
+        self.checks.iter()
     }
 
     /// Number of checks.

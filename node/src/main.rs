@@ -1,5 +1,7 @@
 //! `cairn`: the command line of the Cairn node. See `../shared/INTERFACE.md` and README.md.
 
+mod bench;
+
 use anyhow::Context;
 use cairn_node::config::{LogFormat, NodeArgs, NodeConfig};
 use clap::{Args, Parser, Subcommand};
@@ -35,6 +37,12 @@ enum Command {
 enum BenchCommand {
     /// SHA-256d nonce search speed of each kernel against a plain reference measured in the same run.
     Miner(BenchMinerArgs),
+    /// Block connection (in-memory store): inputs/s ÷ single-thread k256 verify/s, cold and with a warm signature cache.
+    Validate(bench::workload::ChainArgs),
+    /// Block connection into rocksdb ÷ into memory, same chain, same run (blocks/s).
+    Store(bench::workload::ChainArgs),
+    /// Mempool acceptance: txs/s ÷ verify/s; and a block connecting against a full pool.
+    Mempool(bench::mempool::MempoolArgs),
 }
 
 #[derive(Args)]
@@ -108,6 +116,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(args) => cairn_wallet::cli::run(args),
         Command::Testnet(args) => cairn_lab::testnet::run(args),
         Command::Bench(BenchCommand::Miner(args)) => bench_miner(args),
+        Command::Bench(BenchCommand::Validate(args)) => {
+            bench::print(&bench::validate::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Store(args)) => {
+            bench::print(&bench::store::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Mempool(args)) => {
+            bench::print(&bench::mempool::run(&args)?, args.json);
+            Ok(())
+        }
     }
 }
 
