@@ -26,9 +26,9 @@ pub use error::{MempoolError, ReplacementRule};
 
 use cairn_core::chain::HashedBlock;
 use cairn_core::keys::PubkeyHash;
-use cairn_core::store::{StoreError, UtxoReader};
 use cairn_core::sigcache::SigCache;
 use cairn_core::sigcheck::verify_tx_signatures_cached;
+use cairn_core::store::{StoreError, UtxoReader};
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
 use cairn_core::{Amount, Block, ChainParams, Coin, OutPoint, Transaction, TxError, TxOut, Txid};
 use graph::Entry;
