@@ -55,9 +55,10 @@ pub struct ChainState<S: ChainStore> {
     /// while an operation that reports a tip change runs ([`ChainState::operation`]);
     /// resuming in [`ChainState::open`] reports nothing, so it keeps nothing either.
     bodies: Option<HashMap<BlockHash, HashedBlock>>,
-    /// What the current operation stored but has not written yet (`Some` only while an
-    /// operation runs): it joins the operation's next batch ([`batch`]).
-    pending: Option<PendingWrite>,
+    /// What was stored in memory but not written yet: it joins the next batch ([`batch`]).
+    pending: PendingWrite,
+    /// Whether an operation runs, so that storing a block waits for its next batch.
+    deferring: bool,
     /// Verified signatures shared with the mempool; connection skips what it holds.
     sigcache: Option<Arc<SigCache>>,
     /// How block signatures are verified.
@@ -89,7 +90,8 @@ impl<S: ChainStore> ChainState<S> {
             orphans: OrphanPool::default(),
             next_seq: 1,
             bodies: None,
-            pending: None,
+            pending: PendingWrite::default(),
+            deferring: false,
             sigcache: None,
             parallelism: Parallelism::Auto,
         };
@@ -859,15 +861,18 @@ impl<S: ChainStore> ChainState<S> {
         if let Some(body) = self.bodies.as_ref().and_then(|b| b.get(hash)) {
             return Ok(body.clone());
         }
-        let block = self
-            .store
-            .block(hash)?
-            .ok_or_else(|| ChainError::Corrupt(format!("body of {what} {hash} missing")))?;
+        let block =
+            match self.pending_body(hash) {
+                Some(block) => block,
+                None => Arc::new(self.store.block(hash)?.ok_or_else(|| {
+                    ChainError::Corrupt(format!("body of {what} {hash} missing"))
+                })?),
+            };
         let body = HashedBlock {
             hash: *hash,
             height: self.entries[hash].height,
             txids: block.txs.iter().map(Transaction::txid).collect(),
-            block: Arc::new(block),
+            block,
         };
         if let Some(bodies) = &mut self.bodies {
             bodies.insert(*hash, body.clone());
@@ -883,12 +888,12 @@ impl<S: ChainStore> ChainState<S> {
         op: impl FnOnce(&mut Self) -> Result<T, ChainError>,
     ) -> Result<T, ChainError> {
         self.bodies = Some(HashMap::new());
-        self.pending = Some(PendingWrite::default());
+        self.deferring = true;
         let result = op(self);
+        self.deferring = false;
         // Whatever the operation's result, what it stored reaches the store before it
         // returns; a failure to write it is the operation's failure.
         let flushed = self.flush_pending();
-        self.pending = None;
         self.bodies = None;
         let value = result?;
         flushed?;

@@ -80,8 +80,13 @@ impl Report {
     }
 }
 
+/// Counts as integers, rates to three decimals.
 fn round(value: f64) -> serde_json::Value {
-    serde_json::json!((value * 1000.0).round() / 1000.0)
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        serde_json::json!(value as i64)
+    } else {
+        serde_json::json!((value * 1000.0).round() / 1000.0)
+    }
 }
 
 impl fmt::Display for Report {

@@ -9,7 +9,9 @@
 //! before then loses a block nobody was told about. Every write of the chain state goes
 //! through [`ChainState::write`], so the pending entries always land before the later ones
 //! of the same operation and, in the one batch, a later entry for a key wins (as both
-//! stores apply a batch in order).
+//! stores apply a batch in order). A batch the store fails to write keeps its pending part
+//! for the next write: the in-memory block tree already counts those blocks as stored, so
+//! their bodies stay readable ([`ChainState::pending_body`]) until they are.
 
 use super::ChainState;
 use crate::block::Block;
@@ -18,64 +20,149 @@ use crate::hash::BlockHash;
 use crate::store::{ChainStore, StoreBatch, StoreError};
 use std::sync::Arc;
 
-/// Index entries and bodies stored by the running operation, not yet written.
+/// Index entries and bodies stored in memory, not yet written.
 #[derive(Default)]
 pub(super) struct PendingWrite {
     index: Vec<BlockEntry>,
     blocks: Vec<(BlockHash, Arc<Block>)>,
 }
 
+impl PendingWrite {
+    fn is_empty(&self) -> bool {
+        self.index.is_empty() && self.blocks.is_empty()
+    }
+}
+
 impl<S: ChainStore> ChainState<S> {
-    /// Writes `batch` atomically and durably, preceded by whatever the operation deferred.
+    /// Writes `batch` atomically and durably, preceded by whatever is pending.
     pub(super) fn write(&mut self, batch: StoreBatch<'_>) -> Result<(), StoreError> {
-        let Some(pending) = self.pending.as_mut().map(std::mem::take) else {
-            return self.store.write(batch);
-        };
-        if pending.index.is_empty() && pending.blocks.is_empty() {
+        if self.pending.is_empty() {
             return self.store.write(batch);
         }
-        let mut index = pending.index;
+        let pending = std::mem::take(&mut self.pending);
+        let mut index = pending.index.clone();
         index.extend(batch.index);
         let mut blocks: Vec<(BlockHash, &Block)> =
             pending.blocks.iter().map(|(h, b)| (*h, &**b)).collect();
         blocks.extend(batch.blocks);
-        self.store.write(StoreBatch {
+        let result = self.store.write(StoreBatch {
             index,
             blocks,
             ..batch
-        })
+        });
+        if result.is_err() {
+            self.pending = pending;
+        }
+        result
     }
 
-    /// Stores index entries (and a body) with the operation's next batch; outside an
-    /// operation, at once.
+    /// Stores index entries (and a body): with the operation's next batch while an
+    /// operation runs, else at once.
     pub(super) fn write_deferred(
         &mut self,
         index: Vec<BlockEntry>,
         block: Option<(BlockHash, Arc<Block>)>,
     ) -> Result<(), StoreError> {
-        match &mut self.pending {
-            Some(pending) => {
-                pending.index.extend(index);
-                pending.blocks.extend(block);
-                Ok(())
-            }
-            None => self.store.write(StoreBatch {
-                index,
-                blocks: block.iter().map(|(h, b)| (*h, &**b)).collect(),
-                ..Default::default()
-            }),
+        self.pending.index.extend(index);
+        self.pending.blocks.extend(block);
+        if self.deferring {
+            Ok(())
+        } else {
+            self.flush_pending()
         }
     }
 
-    /// Writes what the operation deferred, if anything.
+    /// Writes whatever is pending.
     pub(super) fn flush_pending(&mut self) -> Result<(), StoreError> {
-        let has_pending = self
-            .pending
-            .as_ref()
-            .is_some_and(|p| !p.index.is_empty() || !p.blocks.is_empty());
-        if has_pending {
-            self.write(StoreBatch::default())?;
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.write(StoreBatch::default())
+    }
+
+    /// The body of a block stored in memory whose write is still pending.
+    pub(super) fn pending_body(&self, hash: &BlockHash) -> Option<Arc<Block>> {
+        self.pending
+            .blocks
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, b)| b.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::block::Block;
+    use crate::chain::{ChainState, ImportOutcome};
+    use crate::hash::BlockHash;
+    use crate::params::ChainParams;
+    use crate::store::{
+        BlockReader, BlockUndo, ChainWriter, MemoryStore, StoreBatch, StoreError, UtxoReader,
+    };
+    use crate::testkit::TestChain;
+    use crate::tx::OutPoint;
+    use crate::utxo::Coin;
+
+    /// A memory store whose writes fail while `failing` is set.
+    struct FlakyStore {
+        inner: MemoryStore,
+        failing: bool,
+    }
+
+    impl BlockReader for FlakyStore {
+        fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+            self.inner.block(hash)
+        }
+        fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
+            self.inner.undo(hash)
+        }
+        fn load_index(&self) -> Result<Vec<crate::block_index::BlockEntry>, StoreError> {
+            self.inner.load_index()
+        }
+        fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+            self.inner.tip()
+        }
+    }
+    impl UtxoReader for FlakyStore {
+        fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+            self.inner.coin(outpoint)
+        }
+        fn for_each_coin(&self, f: &mut dyn FnMut(&OutPoint, &Coin)) -> Result<(), StoreError> {
+            self.inner.for_each_coin(f)
+        }
+    }
+    impl ChainWriter for FlakyStore {
+        fn write(&mut self, batch: StoreBatch<'_>) -> Result<(), StoreError> {
+            if self.failing {
+                return Err(StoreError("disk on fire".into()));
+            }
+            self.inner.write(batch)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_stored_bodies_for_the_next_one() {
+        let params = ChainParams::regtest();
+        let mut kit = TestChain::new(params.clone());
+        let blocks = kit.build_chain(2);
+        let store = FlakyStore {
+            inner: MemoryStore::new(),
+            failing: false,
+        };
+        let mut chain = ChainState::open(params.clone(), store).unwrap();
+        chain.store.failing = true;
+        assert!(chain.accept_block(blocks[0].clone(), kit.now()).is_err());
+        assert_eq!(
+            chain.height(),
+            0,
+            "nothing connected without a durable write"
+        );
+        chain.store.failing = false;
+        let report = chain.accept_block(blocks[1].clone(), kit.now()).unwrap();
+        assert_eq!(report.outcome, ImportOutcome::Active);
+        assert_eq!(chain.height(), 2);
+        // Everything reached the store: a reopened chain is at the same tip.
+        let reopened = ChainState::open(params, chain.into_store().inner).unwrap();
+        assert_eq!(reopened.tip().hash, blocks[1].block_hash());
     }
 }
