@@ -12,10 +12,10 @@ use super::ChainState;
 use crate::amount::Amount;
 use crate::block_index::Validity;
 use crate::chain::outcome::{ChainError, HashedBlock};
-use crate::hash::BlockHash;
+use crate::hash::{BlockHash, Txid};
 use crate::sigcheck::{Parallelism, SigChecks};
 use crate::store::{BlockUndo, ChainStore, StoreBatch};
-use crate::tx::OutPoint;
+use crate::tx::{OutPoint, Transaction};
 use crate::utxo::Coin;
 use crate::validation::{BlockError, TxError, check_tx_inputs};
 use std::collections::HashMap;
@@ -104,8 +104,8 @@ impl<S: ChainStore> ChainState<S> {
     /// `checks`. Stops at the first failure, recorded in [`Pass::failed`].
     fn connect_pass<'b>(
         &self,
-        txs: &'b [crate::tx::Transaction],
-        txids: &[crate::hash::Txid],
+        txs: &'b [Transaction],
+        txids: &[Txid],
         height: u32,
         checks: &mut SigChecks<'b>,
     ) -> Result<Pass, ChainError> {
