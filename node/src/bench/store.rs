@@ -52,7 +52,7 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
     Ok(Report {
         bench: "store",
         ratio_to_reference: rocks / memory,
-        reference: "in-memory store connect, same chain, same run (blocks/s)",
+        reference: "in-memory connect, same chain (blocks/s)",
         reference_per_sec: memory,
         figures: vec![
             Figure::new("blocks", "blocks connected per run", blocks, ""),
