@@ -10,11 +10,12 @@
 use crate::amount::Amount;
 use crate::block::Block;
 use crate::hash::{BlockHash, MerkleRoot, Txid};
-use crate::keys::{PubkeyHash, SignatureError, verify_signature};
+use crate::keys::SignatureError;
 use crate::merkle::merkle_root;
 use crate::params::ChainParams;
 use crate::pow::{PowError, Target};
-use crate::tx::{MAX_TX_DATA, OutPoint, SighashCache, Transaction};
+use crate::sigcheck::{Parallelism, SigChecks};
+use crate::tx::{MAX_TX_DATA, OutPoint, Transaction};
 use crate::utxo::Coin;
 use std::collections::HashSet;
 
@@ -534,22 +535,19 @@ pub fn check_tx_inputs(
         .ok_or(TxError::InputsBelowOutputs { inputs, outputs })
 }
 
-/// Checks every input's public key against the spent output and its signature.
+/// Checks every input's public key against the spent output and its signature, in input
+/// order; the first failure is the verdict. Blocks run the same checks through
+/// [`crate::sigcheck::SigChecks`], in parallel, and reach the same verdict.
 pub fn verify_tx_signatures(
     tx: &Transaction,
     spent: &[Coin],
     params: &ChainParams,
 ) -> Result<(), TxError> {
-    let amounts: Vec<Amount> = spent.iter().map(|c| c.output.amount).collect();
-    let cache = SighashCache::new(tx, &params.network_magic, &amounts);
-    for (index, (input, coin)) in tx.inputs.iter().zip(spent).enumerate() {
-        if PubkeyHash::of(&input.public_key) != coin.output.address {
-            return Err(TxError::WrongKey { index });
-        }
-        verify_signature(&input.public_key, &cache.sighash(index), &input.signature)
-            .map_err(|error| TxError::BadSignature { index, error })?;
-    }
-    Ok(())
+    let mut checks = SigChecks::with_capacity(tx.inputs.len());
+    checks.push_tx(0, tx, spent, params);
+    checks
+        .verify(None, false, Parallelism::Sequential)
+        .map_err(|failure| failure.error)
 }
 
 #[cfg(test)]

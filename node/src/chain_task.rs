@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::store::RocksStore;
 use crate::strategy::{Strategy, StrategyKind};
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
+use cairn_core::sigcache::{DEFAULT_SIGCACHE_BYTES, SigCache};
 use cairn_core::{
     Amount, Block, BlockHash, ChainParams, ChainState, PubkeyHash, Transaction, Txid,
 };
@@ -33,6 +34,17 @@ pub use handle::{
 pub fn unix_now() -> u64 {
     use crate::clock::Clock;
     crate::clock::SystemClock.now_secs()
+}
+
+/// A fresh random salt for the signature cache, so peers cannot predict its keys. Without
+/// OS randomness the cache still works: its keys stay hashes of what was verified, only
+/// predictable.
+fn sigcache_salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut salt) {
+        tracing::warn!("no OS randomness for the signature cache salt: {e}");
+    }
+    salt
 }
 
 /// Where a block or transaction came from; decides whether the network must announce it.
@@ -106,10 +118,17 @@ pub struct NodeState {
 impl NodeState {
     /// Wraps an opened chain; indexes the active chain's transactions.
     pub fn new(
-        chain: ChainState<RocksStore>,
+        mut chain: ChainState<RocksStore>,
         events: broadcast::Sender<NodeEvent>,
     ) -> Result<Self, ChainError> {
-        let mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        let mut mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        // One signature cache: what the mempool verified, block connection skips.
+        let sigcache = Arc::new(SigCache::with_max_bytes(
+            sigcache_salt(),
+            DEFAULT_SIGCACHE_BYTES,
+        ));
+        chain.set_sigcache(sigcache.clone());
+        mempool.set_sigcache(sigcache);
         let mut state = NodeState {
             chain,
             mempool,

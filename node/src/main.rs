@@ -1,5 +1,7 @@
 //! `cairn`: the command line of the Cairn node. See `../shared/INTERFACE.md` and README.md.
 
+mod bench;
+
 use anyhow::Context;
 use cairn_node::config::{LogFormat, NodeArgs, NodeConfig};
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +39,12 @@ enum Command {
 enum BenchCommand {
     /// SHA-256d nonce search speed of each kernel against a plain reference measured in the same run.
     Miner(BenchMinerArgs),
+    /// Block connection (in-memory store): inputs/s ÷ single-thread k256 verify/s, cold and with a warm signature cache.
+    Validate(bench::workload::ChainArgs),
+    /// Block connection into rocksdb ÷ into memory, same chain, same run (blocks/s).
+    Store(bench::workload::ChainArgs),
+    /// Mempool acceptance: txs/s ÷ verify/s; and a block connecting against a full pool.
+    Mempool(bench::mempool::MempoolArgs),
 }
 
 #[derive(Args)]
@@ -111,6 +119,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Testnet(args) => cairn_lab::testnet::run(args),
         Command::Experiment(args) => cairn_lab::experiment::run(args),
         Command::Bench(BenchCommand::Miner(args)) => bench_miner(args),
+        Command::Bench(BenchCommand::Validate(args)) => {
+            bench::print(&bench::validate::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Store(args)) => {
+            bench::print(&bench::store::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Mempool(args)) => {
+            bench::print(&bench::mempool::run(&args)?, args.json);
+            Ok(())
+        }
     }
 }
 

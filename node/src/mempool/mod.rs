@@ -32,14 +32,17 @@ pub use error::{MempoolError, ReplacementRule};
 pub use tip_change::ReorgReport;
 
 use cairn_core::keys::PubkeyHash;
-use cairn_core::store::UtxoReader;
+use cairn_core::sigcache::SigCache;
+use cairn_core::sigcheck::verify_tx_signatures_cached;
+use cairn_core::store::{StoreError, UtxoReader};
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
 use cairn_core::{Amount, ChainParams, Coin, OutPoint, Transaction, TxError, TxOut, Txid};
 use graph::Entry;
 use missing::{ALREADY_KNOWN_PROBES, MissingInputs};
 use replacement::Replacement;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Policy knobs of the pool. Consensus rules are not configurable; these are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +231,9 @@ pub struct Mempool {
     next_seq: u64,
     /// Outpoints found missing since the tip last moved.
     missing_inputs: MissingInputs,
+    /// Where verified signatures are recorded, so the block that confirms them need not
+    /// verify them again (shared with the chain state).
+    sigcache: Option<Arc<SigCache>>,
 }
 
 impl Mempool {
@@ -241,7 +247,13 @@ impl Mempool {
             bytes: 0,
             next_seq: 0,
             missing_inputs: MissingInputs::default(),
+            sigcache: None,
         }
+    }
+
+    /// Records every signature the pool verifies in `cache` (and skips those it holds).
+    pub fn set_sigcache(&mut self, cache: Arc<SigCache>) {
+        self.sigcache = Some(cache);
     }
 
     /// The policy in force.
@@ -442,7 +454,10 @@ impl Mempool {
         }
 
         if verify_signatures {
-            verify_tx_signatures(tx, &spent, &self.params)?;
+            match &self.sigcache {
+                Some(cache) => verify_tx_signatures_cached(tx, &spent, &self.params, cache)?,
+                None => verify_tx_signatures(tx, &spent, &self.params)?,
+            }
         }
         Ok(Candidate {
             txid,

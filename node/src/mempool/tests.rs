@@ -935,3 +935,26 @@ fn random_traffic(seed: u64) {
         );
     }
 }
+
+#[test]
+fn accepted_signatures_are_cached_and_rejected_ones_are_not() {
+    let (kit, mut pool) = default_setup();
+    let cache = Arc::new(SigCache::new([9; 32], 1000));
+    pool.set_sigcache(cache.clone());
+    let mut tampered = spend(&kit, kit.genesis_coin(2), &kit.key(2), 1000);
+    tampered.outputs[0].amount = Amount::from_base(tampered.outputs[0].amount.to_base() - 1);
+    assert_eq!(
+        reason(accept(&mut pool, &kit, &tampered)),
+        "mandatory-script-verify-flag-failed"
+    );
+    assert!(cache.is_empty());
+    let tx = spend(&kit, kit.genesis_coin(1), &kit.key(1), 1000);
+    accept(&mut pool, &kit, &tx).unwrap();
+    assert_eq!(cache.len(), 1);
+    // The block confirming it connects without verifying it again, and takes the entry.
+    let mut kit = kit;
+    let tip = kit.chain.tip().hash;
+    kit.chain.set_sigcache(cache.clone());
+    kit.block_on(&tip, vec![tx], Amount::from_base(1000));
+    assert!(cache.is_empty());
+}
