@@ -74,6 +74,8 @@ pub enum TestnetCommand {
     Heal,
     /// Stop every node of the testnet
     Down,
+    /// Watch the merged block tree live in the browser, or print it with --text
+    View(crate::view::ViewArgs),
 }
 
 /// The node of `devnet` called `name`, or an error listing the names there are.
@@ -116,6 +118,7 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
         TestnetCommand::Partition { groups } => partition(&dir, &groups),
         TestnetCommand::Heal => heal(&dir),
         TestnetCommand::Down => down(&dir),
+        TestnetCommand::View(args) => crate::view::run(&dir, args),
     }
 }
 
