@@ -131,6 +131,8 @@ impl Hub {
 pub struct NodeState {
     /// Whether it answered the last poll.
     pub up: bool,
+    /// Whether it was polled at least once (answering or not).
+    pub polled: bool,
     /// Whether its event stream is connected.
     pub live: bool,
     /// Its active tip, once read.
@@ -362,6 +364,7 @@ impl Follower {
         let changed = {
             let mut s = self.state.write().expect("no panics under lock");
             s.live = live && up;
+            s.polled = true;
             std::mem::replace(&mut s.up, up) != up
         };
         if changed {

@@ -12,6 +12,10 @@
 //! `conflicts` / `text` (pure), `server` (routes, page assets).
 
 pub mod conflicts;
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod fake_node;
 pub mod follow;
 pub mod layout;
 pub mod merge;
@@ -28,6 +32,9 @@ use source::{NodeSource, RpcSource};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+
+/// How long the view waits for the first reading of every node before it serves anyway.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Arguments of `cairn testnet view`.
 #[derive(Debug, Args)]
@@ -117,6 +124,12 @@ pub async fn serve(sources: Vec<Arc<dyn NodeSource>>, addr: SocketAddr) -> anyho
     let bound = listener.local_addr().context("reading the bound address")?;
     let model = model::Model::new(sources);
     model.spawn_followers();
+    // Announce the URL once every node has been read (bounded), so that the first answer
+    // of /api/tree already holds every node's tip.
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while !model.ready() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let app = server::router(model);
     println!("view http://{bound}/");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -80,11 +80,11 @@ impl Model {
         }
     }
 
-    /// Whether every node has been read once (or found down).
+    /// Whether every node has been read once, or found down.
     pub fn ready(&self) -> bool {
         self.states.iter().all(|s| {
             let s = s.read().expect("no panics under lock");
-            s.loaded || !s.up
+            s.loaded || (s.polled && !s.up)
         })
     }
 
@@ -319,5 +319,177 @@ impl Model {
                 cache.insert(tx.txid.clone(), tx);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{FakeChain, MemorySource};
+    use super::super::follow::ViewEvent;
+    use super::super::merge::ViewStatus;
+    use super::*;
+    use std::time::Duration;
+    use tokio::time::{Instant, timeout};
+
+    /// g ← a common; node0 on a ← b1 (b1 mines `pay` of coin c:0); node1 on a ← c1 ← c2,
+    /// with `steal` (also c:0) in its mempool.
+    fn forked() -> (Arc<MemorySource>, Arc<MemorySource>) {
+        let mut common = FakeChain {
+            up: true,
+            ..FakeChain::default()
+        };
+        common.add("g", "", &[]);
+        common.add("a", "g", &[]);
+        common.tx("pay", &["c:0"]);
+        common.tx("steal", &["c:0", "d:1"]);
+        let mut zero = common.clone();
+        zero.add("b1", "a", &["pay"]);
+        zero.activate("b1");
+        let mut one = common;
+        one.add("c1", "a", &[]);
+        one.add("c2", "c1", &[]);
+        one.activate("c2");
+        one.mempool = vec!["steal".into()];
+        (
+            Arc::new(MemorySource::new("node0", zero)),
+            Arc::new(MemorySource::new("node1", one)),
+        )
+    }
+
+    async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn followers_merge_a_fork_see_it_resolve_and_notice_a_node_go_down() {
+        let (zero, one) = forked();
+        let model = Model::new(vec![zero.clone(), one.clone()]);
+        model.spawn_followers();
+        until("both tips", async || {
+            let t = model.tree(None).await;
+            t.nodes[0].tip.as_deref() == Some("b1") && t.nodes[1].tip.as_deref() == Some("c2")
+        })
+        .await;
+        let tree = model.tree(None).await;
+        assert_eq!(tree.block("b1").unwrap().active_on, ["node0"]);
+        assert_eq!(tree.block("a").unwrap().active_on, ["node0", "node1"]);
+
+        until("the double spend", async || {
+            !model.conflicts(None).await.is_empty()
+        })
+        .await;
+        let conflicts = model.conflicts(None).await;
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].outpoint, "c:0");
+        let on: Vec<String> = conflicts[0]
+            .txs
+            .iter()
+            .map(|t| format!("{}={:?}", t.txid, t.on.values().collect::<Vec<_>>()))
+            .collect();
+        assert_eq!(on, ["pay=[Confirmed, Absent]", "steal=[Absent, Mempool]"]);
+
+        // node0 hears of node1's heavier branch and reorganises onto it.
+        let mut events = model.hub.events.subscribe();
+        zero.edit(|c| {
+            c.add("c1", "a", &[]);
+            c.add("c2", "c1", &[]);
+            c.activate("c2");
+        });
+        let started = Instant::now();
+        let tip = loop {
+            let e = timeout(Duration::from_secs(1), events.recv())
+                .await
+                .expect("an event within a second")
+                .unwrap();
+            if let ViewEvent::Tip { .. } = e {
+                break e;
+            }
+        };
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            tip,
+            ViewEvent::Tip {
+                node: "node0".into(),
+                hash: "c2".into(),
+                height: 3,
+                reorg_depth: 1
+            }
+        );
+        let tree = model.tree(None).await;
+        assert_eq!(tree.block("b1").unwrap().status, ViewStatus::Stale);
+        assert_eq!(tree.reorgs.len(), 1);
+        assert_eq!(
+            (tree.reorgs[0].node.as_str(), tree.reorgs[0].depth),
+            ("node0", 1)
+        );
+
+        let c1 = model.block("c1").await.unwrap();
+        assert_eq!(c1.confirmations.values().collect::<Vec<_>>(), [&2, &2]);
+        assert_eq!(
+            c1.reversal_probability["0.1"],
+            theory::attacker_success(0.1, 2)
+        );
+        assert_eq!(c1.bits.as_deref(), Some("207fffff"));
+        assert_eq!(c1.txids, ["cb-c1"]);
+        assert!(c1.first_seen.contains_key("node1"));
+        let b1 = model.block("b1").await.unwrap();
+        assert_eq!(b1.confirmations.values().collect::<Vec<_>>(), [&0, &0]);
+        assert_eq!(b1.reversal_probability["0.45"], 1.0);
+        assert!(model.block("nowhere").await.is_none());
+
+        one.edit(|c| c.up = false);
+        let down = loop {
+            let e = timeout(Duration::from_secs(2), events.recv())
+                .await
+                .expect("the node event")
+                .unwrap();
+            if let ViewEvent::Node { .. } = e {
+                break e;
+            }
+        };
+        assert_eq!(
+            down,
+            ViewEvent::Node {
+                node: "node1".into(),
+                up: false
+            }
+        );
+        let tree = model.tree(None).await;
+        assert!(!tree.nodes[1].up);
+        assert_eq!(
+            tree.nodes[1].tip.as_deref(),
+            Some("c2"),
+            "the last tip seen stays"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tree_from_below_what_followers_hold_is_read_from_the_nodes() {
+        let mut chain = FakeChain {
+            up: true,
+            ..FakeChain::default()
+        };
+        chain.add("h0", "", &[]);
+        for h in 1..1200 {
+            chain.add(&format!("h{h}"), &format!("h{}", h - 1), &[]);
+        }
+        chain.activate("h1199");
+        let model = Model::new(vec![Arc::new(MemorySource::new("node0", chain))]);
+        model.spawn_followers();
+        until("the first load", async || {
+            model.ready() && model.tree(None).await.nodes[0].up
+        })
+        .await;
+        let recent = model.tree(None).await;
+        assert_eq!(recent.from, 1099);
+        assert_eq!(recent.blocks.len(), 101);
+        let all = model.tree(Some(0)).await;
+        assert_eq!(all.blocks.len(), 1200);
+        assert_eq!(all.folds.len(), 1, "the common run folds");
+        assert_eq!(all.folds[0].count, 1198);
     }
 }
