@@ -1,11 +1,11 @@
 //! One tree out of many: merges what every node of the testnet knows into the `/api/tree`
 //! shape of INTERFACE (`nodes`, and `blocks` with `active_on` / `known_by` / `invalid_on`),
-//! plus the view's extensions: each block's overall `status`, its drawing `lane`, when each
-//! node first had it, and the folds of long linear runs ([`super::layout`]). Pure.
+//! plus the view's extensions: each block's overall `status`, its drawing `lane`, and the
+//! folds of long linear runs ([`super::layout`]). Pure.
 
 use cairn_rpc::types::{BlockStatus, TreeBlock};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// What one node knows, as a follower last saw it.
 #[derive(Debug, Clone, Default)]
@@ -74,8 +74,6 @@ pub struct MergedBlock {
     pub status: ViewStatus,
     /// The column the page draws it in, 0 = the chain most nodes are on (extension).
     pub lane: usize,
-    /// When each node first knew it, Unix ms, where known (extension).
-    pub first_seen: BTreeMap<String, u64>,
 }
 
 /// A folded run of blocks: every block from `bottom` up to `top` (inclusive) is on every
@@ -165,7 +163,6 @@ pub fn merge(snapshots: &[NodeSnapshot], from: u32) -> TreeView {
                     invalid_on: Vec::new(),
                     status: ViewStatus::Stale,
                     lane: 0,
-                    first_seen: BTreeMap::new(),
                 });
                 blocks.len() - 1
             });
@@ -182,9 +179,6 @@ pub fn merge(snapshots: &[NodeSnapshot], from: u32) -> TreeView {
                     m.invalid_on.push(node.name.clone())
                 }
                 _ => {}
-            }
-            if let Some(ms) = b.first_seen_ms {
-                m.first_seen.insert(node.name.clone(), ms);
             }
         }
     }

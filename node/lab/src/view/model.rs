@@ -103,20 +103,13 @@ impl Model {
     /// The merged tree at heights ≥ `from` (default: 100 below the highest tip). Nodes whose
     /// follower holds less than that are asked directly.
     pub async fn tree(&self, from: Option<u32>) -> TreeView {
-        let cached = self.snapshots(0);
-        let from = from.unwrap_or_else(|| merge::default_from(&cached));
+        let from = from.unwrap_or_else(|| merge::default_from(&self.snapshots(u32::MAX)));
+        let cached = self.snapshots(from);
         let mut snapshots = Vec::with_capacity(cached.len());
         for ((snapshot, source), state) in cached.into_iter().zip(&self.sources).zip(&self.states) {
             let floor = state.read().expect("no panics under lock").floor;
             if from >= floor || !snapshot.up {
-                snapshots.push(NodeSnapshot {
-                    blocks: snapshot
-                        .blocks
-                        .into_iter()
-                        .filter(|b| b.height >= from)
-                        .collect(),
-                    ..snapshot
-                });
+                snapshots.push(snapshot);
                 continue;
             }
             let source = source.clone();

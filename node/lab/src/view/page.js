@@ -33,7 +33,9 @@ async function refresh() {
   if (state.inflight) { state.dirty = true; return; }
   state.inflight = true;
   try {
+    const fetched = performance.now();
     const [tree, conflicts] = await Promise.all([getJson("/api/tree" + fromParam()), getJson("/api/conflicts" + fromParam())]);
+    $("tree").dataset.fetchMs = (performance.now() - fetched).toFixed(1);
     state.tree = tree;
     renderNodes(tree);
     layoutRows(tree);
@@ -107,6 +109,7 @@ function visibleRange() {
 function renderTree() {
   const tree = state.tree;
   if (!tree) return;
+  const started = performance.now();
   const svg = $("tree");
   const up = tree.nodes.filter((n) => n.up).map((n) => n.name);
   const rowOf = new Map(), foldOf = new Map();
@@ -173,6 +176,11 @@ function renderTree() {
   svg.setAttribute("width", state.width);
   svg.setAttribute("height", y(state.rows.length) + 40);
   svg.innerHTML = edges.join("") + parts.join("");
+  // What the last drawing cost, for measuring the page at scale.
+  svg.dataset.rows = state.rows.length;
+  svg.dataset.drawnRows = last - first;
+  svg.dataset.elements = svg.childElementCount;
+  svg.dataset.renderMs = (performance.now() - started).toFixed(1);
 }
 
 function edge(x, yTop, px, yParent, active) {
@@ -256,6 +264,9 @@ function connect() {
   for (const name of ["tip", "block", "node", "mempool"]) events.addEventListener(name, refresh);
 }
 
+// `/?from=H` opens the page at that height.
+const initialFrom = new URLSearchParams(location.search).get("from");
+if (initialFrom !== null) $("from").value = initialFrom;
 connect();
 refresh();
 // A safety net for anything no event announces (a status change deep in the tree).
