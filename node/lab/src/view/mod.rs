@@ -8,8 +8,9 @@
 //! or printed once as text ([`text`]). Finality odds come from [`crate::theory`].
 //!
 //! Module map: `source` (what a node knows, the RPC seam), `sse` (the event-stream client),
-//! `follow` (one task per node), `model` (states, caches, queries), `merge` / `layout` /
-//! `conflicts` / `text` (pure), `server` (routes, page assets).
+//! `follow` (one task per node), `node_state` (what is held of a node, pure), `hub` (events
+//! and reorgs), `model` (states, caches, queries), `merge` / `layout` / `conflicts` / `text`
+//! (pure), `server` (routes, page assets).
 
 pub mod conflicts;
 #[cfg(test)]
@@ -17,9 +18,11 @@ mod fake;
 #[cfg(test)]
 mod fake_node;
 pub mod follow;
+pub mod hub;
 pub mod layout;
 pub mod merge;
 pub mod model;
+pub mod node_state;
 pub mod server;
 pub mod source;
 pub mod sse;
