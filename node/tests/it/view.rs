@@ -605,3 +605,94 @@ fn page_draws_both_branches_then_one_chain_with_the_stale_block() {
     });
     browser.screenshot(&shot);
 }
+
+/// Where each version of the one double spend stands: {txid: {node: presence}}.
+fn versions(lab: &Lab) -> Option<Value> {
+    let (status, conflicts) = lab.get("/api/conflicts");
+    assert_eq!(status, 200, "{conflicts}");
+    let list = conflicts.as_array()?;
+    let c = list.first()?;
+    assert!(
+        c["outpoint"].as_str().is_some_and(|o| o.contains(':')),
+        "{c}"
+    );
+    let map: serde_json::Map<String, Value> = c["txs"]
+        .as_array()?
+        .iter()
+        .map(|t| {
+            (
+                t["txid"].as_str().unwrap_or_default().to_owned(),
+                t["on"].clone(),
+            )
+        })
+        .collect();
+    Some(Value::Object(map))
+}
+
+fn wait_versions(lab: &Lab, what: &str, cond: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + SHOW_TIMEOUT;
+    loop {
+        let v = versions(lab);
+        if v.as_ref().is_some_and(&cond) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/api/conflicts never showed {what}: {v:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_double_spend_across_a_partition_is_shown_until_one_version_wins() {
+    let mut lab = Lab::up(3);
+    lab.start_view();
+    lab.testnet(&["partition", "node0", "node1,node2"]);
+    let devnet = cairn_rpc::Devnet::read(&lab.dir).unwrap();
+    let (to, to2) = (&devnet.dev_keys[1].address, &devnet.dev_keys[2].address);
+    let out = Command::new(cairn_bin())
+        .args(["wallet", "--datadir"])
+        .arg(lab.dir.join("node0"))
+        .arg("--genesis")
+        .arg(regtest_genesis())
+        .args(["--json", "double-spend", "--to", to, "--to2", to2])
+        .args(["--amount", "700000000", "--node"])
+        .arg(lab.dir.join("node0"))
+        .arg("--node2")
+        .arg(lab.dir.join("node1"))
+        .env_remove("CAIRN_DATADIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tx1 = sent["first"]["txid"].as_str().unwrap().to_owned();
+    let tx2 = sent["second"]["txid"].as_str().unwrap().to_owned();
+    let on = |v: &Value, tx: &str, states: [&str; 3]| {
+        ["node0", "node1", "node2"]
+            .iter()
+            .zip(states)
+            .all(|(n, s)| v[tx][n] == s)
+    };
+    wait_versions(&lab, "each version in its side's mempools", |v| {
+        on(v, &tx1, ["mempool", "absent", "absent"])
+            && on(v, &tx2, ["absent", "mempool", "mempool"])
+    });
+
+    lab.generate("node0", 1);
+    lab.generate("node1", 3);
+    wait_versions(&lab, "each side confirming its version", |v| {
+        on(v, &tx1, ["confirmed", "absent", "absent"])
+            && on(v, &tx2, ["absent", "confirmed", "confirmed"])
+    });
+
+    lab.testnet(&["heal"]);
+    wait_versions(&lab, "node1's version confirmed everywhere", |v| {
+        on(v, &tx1, ["absent", "absent", "absent"])
+            && on(v, &tx2, ["confirmed", "confirmed", "confirmed"])
+    });
+}
