@@ -603,6 +603,21 @@ fn page_draws_both_branches_then_one_chain_with_the_stale_block() {
             && blocks[&a] == "stale"
             && blocks[&b[0]] == "active"
     });
+    // Clicking a block opens its detail: confirmations per node and the reversal odds.
+    browser.eval(&format!(
+        "document.querySelector('[data-block=\"{}\"]').dispatchEvent(new MouseEvent('click', {{bubbles: true}}));",
+        b[0]
+    ));
+    let deadline = Instant::now() + SHOW_TIMEOUT;
+    loop {
+        let text = browser.eval("return document.getElementById('detail-body').innerText;");
+        let text = text.as_str().unwrap_or_default();
+        if text.contains(&b[0]) && text.contains("attacker q = 0.45") && text.contains("node2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no block detail: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     browser.screenshot(&shot);
 }
 

@@ -230,7 +230,7 @@ async function showBlock(hash, scroll) {
     nodes.map((n) => {
       const t = d.first_seen[n];
       const bar = t == null ? `<span class="muted">${d.status[n] ? "before the view" : "—"}</span>`
-        : `<div class="bar" style="margin-left:${(80 * (t - t0) / span).toFixed(1)}%;width:2px"></div><span class="muted">+${t - t0} ms</span>`;
+        : `<div class="lane"><div class="bar" style="width:${(2 + 78 * (t - t0) / span).toFixed(1)}%"></div><span class="muted">+${t - t0} ms</span></div>`;
       return `<tr data-node="${esc(n)}"><td>${esc(n)}</td><td>${d.status[n] ?? "unknown"}</td><td>${d.confirmations[n]}</td><td>${bar}</td></tr>`;
     }).join("") + `</table>` +
     `<h2>Reversal odds (Nakamoto §11, z = ${Math.max(0, ...Object.values(d.confirmations))})</h2><table>` +
