@@ -221,8 +221,10 @@ fn measure(url: &str) -> anyhow::Result<()> {
     for _ in 0..5 {
         let v = post(
             &format!("/session/{session}/execute/async"),
-            json!({"script": "const done = arguments[0]; const t = performance.now(); \
-                refresh().then(() => done(performance.now() - t));", "args": []}),
+            json!({"script": "const done = arguments[0]; \
+                const go = () => { if (state.inflight) return setTimeout(go, 5); \
+                  const t = performance.now(); refresh().then(() => done(performance.now() - t)); }; \
+                go();", "args": []}),
         )?;
         refreshes.push(v.as_f64().unwrap_or(f64::NAN));
     }
