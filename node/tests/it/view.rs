@@ -383,6 +383,58 @@ fn view_shows_a_fork_resolve_over_its_api_and_events() {
     let (status, page) = lab.get("/");
     assert_eq!(status, 200);
     assert!(page.as_str().is_some_and(|p| p.contains("/page.js")));
+
+    // A node that stops shows as down, with the last tip it had; the others stay up.
+    let _ = lab.node("node2").call("stop", json!([]));
+    lab.wait_tree("node2 down", |t| {
+        let nodes = t.0["nodes"].as_array().unwrap();
+        nodes[2]["up"] == false && nodes[2]["tip"] == b[1].as_str() && nodes[0]["up"] == true
+    });
+
+    // SIGTERM ends the view cleanly.
+    let mut view = lab.view.take().unwrap();
+    let pid = view.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = view.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the view ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn view_of_a_directory_without_a_testnet_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["view"][..], &["view", "--text"][..]] {
+        let out = Command::new(cairn_bin())
+            .arg("testnet")
+            .arg("--dir")
+            .arg(tmp.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("devnet.json"),
+            "{stderr}"
+        );
+    }
+    let out = Command::new(cairn_bin())
+        .args(["testnet", "view", "--last", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--last needs --text");
 }
 
 /// A WebDriver session on headless Chromium, driven over chromedriver's HTTP API.

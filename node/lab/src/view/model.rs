@@ -41,6 +41,9 @@ pub struct BlockDetail {
     pub status: BTreeMap<String, BlockStatus>,
     /// Per node: when it first knew it, Unix ms, where known (extension).
     pub first_seen: BTreeMap<String, u64>,
+    /// The nodes whose `first_seen` is when the view noticed the block, because the node
+    /// does not report one (extension).
+    pub first_seen_by_view: Vec<String>,
 }
 
 /// Everything the view knows and caches.
@@ -134,13 +137,14 @@ impl Model {
     }
 
     /// What every node says of block `hash` (tree status, first seen).
-    fn known(&self, hash: &str) -> Vec<(usize, cairn_rpc::types::TreeBlock)> {
+    fn known(&self, hash: &str) -> Vec<(usize, cairn_rpc::types::TreeBlock, bool)> {
         self.states
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 let s = s.read().expect("no panics under lock");
-                s.blocks.get(hash).map(|b| (i, b.clone()))
+                let observed = s.observed.contains(hash);
+                s.blocks.get(hash).map(|b| (i, b.clone(), observed))
             })
             .collect()
     }
@@ -182,12 +186,12 @@ impl Model {
         } else {
             known
                 .iter()
-                .filter(|(_, b)| b.status != BlockStatus::HeadersOnly)
-                .map(|(i, _)| *i)
+                .filter(|(_, b, _)| b.status != BlockStatus::HeadersOnly)
+                .map(|(i, _, _)| *i)
                 .collect()
         };
         let body = self.body(hash, with_body).await;
-        let header = known.first().map(|(_, b)| b.clone());
+        let header = known.first().map(|(_, b, _)| b.clone());
         let (parent, height, time) = match (&header, &body) {
             (Some(h), _) => (h.parent.clone(), h.height, h.time),
             (None, Some(b)) => (b.parent.clone(), b.height, b.time),
@@ -232,11 +236,18 @@ impl Model {
                 .collect(),
             status: known
                 .iter()
-                .map(|(i, b)| (self.sources[*i].name().to_owned(), b.status))
+                .map(|(i, b, _)| (self.sources[*i].name().to_owned(), b.status))
                 .collect(),
             first_seen: known
                 .iter()
-                .filter_map(|(i, b)| Some((self.sources[*i].name().to_owned(), b.first_seen_ms?)))
+                .filter_map(|(i, b, _)| {
+                    Some((self.sources[*i].name().to_owned(), b.first_seen_ms?))
+                })
+                .collect(),
+            first_seen_by_view: known
+                .iter()
+                .filter(|(_, _, observed)| *observed)
+                .map(|(i, _, _)| self.sources[*i].name().to_owned())
                 .collect(),
         })
     }

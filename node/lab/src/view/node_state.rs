@@ -5,7 +5,7 @@
 use super::hub::ViewEvent;
 use super::merge::{NodeSnapshot, Reorg};
 use cairn_rpc::types::{BlockTree, TreeBlock};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What the view holds of one node.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,9 @@ pub struct NodeState {
     pub loaded: bool,
     /// Its mempool's txids.
     pub mempool: Vec<String>,
+    /// Blocks whose first-seen time is the view's own observation (the node gave none), so
+    /// only as precise as the view's polling.
+    pub observed: HashSet<String>,
 }
 
 impl NodeState {
@@ -93,7 +96,10 @@ impl NodeState {
                     b.first_seen_ms = b.first_seen_ms.or(known.first_seen_ms);
                 }
                 None if !first => {
-                    b.first_seen_ms = b.first_seen_ms.or(Some(now));
+                    if b.first_seen_ms.is_none() {
+                        b.first_seen_ms = Some(now);
+                        self.observed.insert(b.hash.clone());
+                    }
                     events.push(ViewEvent::Block {
                         node: name.to_owned(),
                         hash: b.hash.clone(),
@@ -106,6 +112,8 @@ impl NodeState {
         if full {
             self.floor = tree.from;
         }
+        let blocks = &self.blocks;
+        self.observed.retain(|h| blocks.contains_key(h));
         self.loaded = true;
         let old_tip = self.tip.replace(tree.tip.clone());
         self.height = Some(tree.height);
@@ -227,6 +235,10 @@ mod tests {
             "blocks below the refresh are kept"
         );
         assert_eq!(s.blocks["c1"].first_seen_ms, Some(9));
+        assert!(
+            s.observed.contains("c1"),
+            "the node gave no time: the view's own"
+        );
         assert_eq!(s.blocks["b1"].status, Side);
     }
 

@@ -230,7 +230,8 @@ async function showBlock(hash, scroll) {
     nodes.map((n) => {
       const t = d.first_seen[n];
       const bar = t == null ? `<span class="muted">${d.status[n] ? "before the view" : "—"}</span>`
-        : `<div class="lane"><div class="bar" style="width:${(2 + 78 * (t - t0) / span).toFixed(1)}%"></div><span class="muted">+${t - t0} ms</span></div>`;
+        : `<div class="lane"><div class="bar" style="width:${(2 + 78 * (t - t0) / span).toFixed(1)}%"></div><span class="muted">+${t - t0} ms` +
+          `${d.first_seen_by_view.includes(n) ? " (view's poll)" : ""}</span></div>`;
       return `<tr data-node="${esc(n)}"><td>${esc(n)}</td><td>${d.status[n] ?? "unknown"}</td><td>${d.confirmations[n]}</td><td>${bar}</td></tr>`;
     }).join("") + `</table>` +
     `<h2>Reversal odds (Nakamoto §11, z = ${Math.max(0, ...Object.values(d.confirmations))})</h2><table>` +
