@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p cairn-lab --example view_load              # serve; open the URL
 //! cargo run --release -p cairn-lab --example view_load -- --measure # headless Chromium
+//! ... -- --measure --stale-every 5   # 1,000 forks: more rows than the page draws at once
 //! ```
 //!
 //! The page records on its `<svg>` how long the last fetch and drawing took and how many
@@ -94,13 +95,22 @@ impl NodeSource for Synthetic {
 }
 
 fn main() -> anyhow::Result<()> {
-    let measure_page = std::env::args().any(|a| a == "--measure");
-    let addr = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .unwrap_or_else(|| "127.0.0.1:0".into())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let measure_page = args.iter().any(|a| a == "--measure");
+    let stale_every: u32 = match args.iter().position(|a| a == "--stale-every") {
+        Some(i) => args
+            .get(i + 1)
+            .map(|v| v.parse())
+            .transpose()?
+            .unwrap_or(synthetic::STALE_EVERY),
+        None => synthetic::STALE_EVERY,
+    };
+    let addr = args
+        .iter()
+        .find(|a| a.contains(':'))
+        .map_or("127.0.0.1:0", String::as_str)
         .parse()?;
-    let sources: Vec<Arc<dyn NodeSource>> = synthetic::trees()
+    let sources: Vec<Arc<dyn NodeSource>> = synthetic::trees_with(stale_every)
         .into_iter()
         .enumerate()
         .map(|(k, tree)| {
@@ -114,7 +124,7 @@ fn main() -> anyhow::Result<()> {
         "{} nodes x {} blocks, a stale fork every {} heights",
         synthetic::NODES,
         synthetic::BLOCKS,
-        synthetic::STALE_EVERY
+        stale_every
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -228,9 +238,7 @@ fn measure(url: &str) -> anyhow::Result<()> {
         )?;
         refreshes.push(v.as_f64().unwrap_or(f64::NAN));
     }
-    println!(
-        "refresh (fetch /api/tree?from=0 and /api/conflicts, lay out, draw), 5 runs, ms: {refreshes:.1?}"
-    );
+    println!("refresh (fetch /api/tree?from=0, lay out, draw), 5 runs, ms: {refreshes:.1?}");
     println!("after the last refresh: {}", run(stats)?);
     run(
         "const p = document.getElementById('tree-pane'); p.scrollTop = p.scrollHeight / 2; renderTree();",

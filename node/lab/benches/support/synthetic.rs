@@ -18,6 +18,11 @@ pub fn hash(tag: char, height: u32) -> String {
 
 /// Every node's tree.
 pub fn trees() -> Vec<BlockTree> {
+    trees_with(STALE_EVERY)
+}
+
+/// Every node's tree, with a stale fork every `stale_every` heights.
+pub fn trees_with(stale_every: u32) -> Vec<BlockTree> {
     (0..NODES)
         .map(|k| {
             let top = if k == NODES - 1 {
@@ -41,7 +46,7 @@ pub fn trees() -> Vec<BlockTree> {
                     status: BlockStatus::Active,
                     first_seen_ms: Some(1_700_000_000_000 + u64::from(h) * 600_000 + k as u64 * 40),
                 });
-                if h > 0 && h % STALE_EVERY == 0 && k % 2 == 0 {
+                if h > 0 && h % stale_every == 0 && k % 2 == 0 {
                     blocks.push(TreeBlock {
                         hash: hash('f', h),
                         parent: hash('a', h - 1),

@@ -34,14 +34,15 @@ async function refresh() {
   state.inflight = true;
   try {
     const fetched = performance.now();
-    const [tree, conflicts] = await Promise.all([getJson("/api/tree" + fromParam()), getJson("/api/conflicts" + fromParam())]);
+    const tree = await getJson("/api/tree" + fromParam());
     $("tree").dataset.fetchMs = (performance.now() - fetched).toFixed(1);
     state.tree = tree;
     renderNodes(tree);
     layoutRows(tree);
     renderTree();
     renderReorgs(tree);
-    renderConflicts(conflicts);
+    refreshConflicts();
+    if (events && events.readyState === EventSource.OPEN) showLive();
     if (state.selected) await showBlock(state.selected, false);
   } catch (e) {
     $("connection").textContent = "error: " + e.message;
@@ -49,6 +50,22 @@ async function refresh() {
   } finally {
     state.inflight = false;
     if (state.dirty) { state.dirty = false; refresh(); }
+  }
+}
+
+// Double spends load on their own: the first look at many blocks reads their bodies, and
+// the tree must not wait for that.
+const conflictsState = {inflight: false, dirty: false};
+async function refreshConflicts() {
+  if (conflictsState.inflight) { conflictsState.dirty = true; return; }
+  conflictsState.inflight = true;
+  try {
+    renderConflicts(await getJson("/api/conflicts" + fromParam()));
+  } catch (e) {
+    $("conflicts-body").textContent = e.message;
+  } finally {
+    conflictsState.inflight = false;
+    if (conflictsState.dirty) { conflictsState.dirty = false; refreshConflicts(); }
   }
 }
 
@@ -258,9 +275,12 @@ $("tree-pane").addEventListener("scroll", () => {
   requestAnimationFrame(() => { scrollPending = false; renderTree(); });
 });
 
+let events = null;
+const showLive = () => { $("connection").textContent = "live"; $("connection").className = "connection ok"; };
+
 function connect() {
-  const events = new EventSource("/api/events");
-  events.onopen = () => { $("connection").textContent = "live"; $("connection").className = "connection ok"; refresh(); };
+  events = new EventSource("/api/events");
+  events.onopen = () => { showLive(); refresh(); };
   events.onerror = () => { $("connection").textContent = "reconnecting…"; $("connection").className = "connection bad"; };
   for (const name of ["tip", "block", "node", "mempool"]) events.addEventListener(name, refresh);
 }
