@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/synthetic.rs"]
 mod synthetic;
-use synthetic::{BLOCKS, NODES, trees};
+use synthetic::{BLOCKS, NODES, STALE_EVERY, trees_with};
 
 fn snapshots(trees: &[BlockTree]) -> Vec<NodeSnapshot> {
     trees
@@ -54,7 +54,7 @@ fn median(c: &mut Criterion, name: &str, mut f: impl FnMut()) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let trees = trees();
+    let trees = trees_with(STALE_EVERY);
     let snaps = snapshots(&trees);
     let view = merge::merge(&snaps, 0);
     let encoded = serde_json::to_vec(&view).expect("serialises").len();

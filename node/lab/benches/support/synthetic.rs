@@ -16,11 +16,6 @@ pub fn hash(tag: char, height: u32) -> String {
     format!("{tag}{height:063x}")
 }
 
-/// Every node's tree.
-pub fn trees() -> Vec<BlockTree> {
-    trees_with(STALE_EVERY)
-}
-
 /// Every node's tree, with a stale fork every `stale_every` heights.
 pub fn trees_with(stale_every: u32) -> Vec<BlockTree> {
     (0..NODES)
