@@ -1,6 +1,7 @@
 //! # cairn-lab: driving Cairn nodes from outside
 //!
-//! `cairn testnet` ([`testnet`]) and, as they come, the fork view, scenarios and experiments:
+//! `cairn testnet` ([`testnet`]), the fork view ([`view`], `cairn testnet view`) with the
+//! theory it shows beside what it sees ([`theory`]) and, as they come, scenarios and experiments:
 //! the code that starts `cairn node` processes and talks to them exactly as a user would,
 //! over the RPC contract of `cairn-rpc` and the files it defines (`node.json`,
 //! `devnet.json`). Everything the lab shows is therefore something a user could check with
@@ -13,3 +14,5 @@
 pub mod links;
 pub mod experiment;
 pub mod testnet;
+pub mod theory;
+pub mod view;

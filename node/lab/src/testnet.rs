@@ -80,6 +80,8 @@ pub enum TestnetCommand {
     Link(crate::links::LinkArgs),
     /// Stop every node of the testnet
     Down,
+    /// Watch the merged block tree live in the browser, or print it with --text
+    View(crate::view::ViewArgs),
 }
 
 /// `DIR/prometheus.yml`: a Prometheus scrape config for every node's metrics, labelled
@@ -152,6 +154,7 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
         TestnetCommand::Heal => heal(&dir),
         TestnetCommand::Link(args) => crate::links::link(&dir, &args),
         TestnetCommand::Down => down(&dir),
+        TestnetCommand::View(args) => crate::view::run(&dir, args),
     }
 }
 

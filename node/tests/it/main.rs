@@ -8,4 +8,5 @@ mod observe;
 mod p2p;
 mod testnet;
 mod utxo_scan;
+mod view;
 mod wallet;
