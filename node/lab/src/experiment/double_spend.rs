@@ -16,7 +16,7 @@
 
 use super::net::{Net, NodeSetup, testnet_cli};
 use super::stats::{Lottery, wilson95};
-use super::theory::{nakamoto_catch_up, rosenfeld_double_spend};
+use crate::theory::{attacker_success, rosenfeld_double_spend};
 use super::{Common, Point, num, params, progress};
 use anyhow::{Context, bail};
 use cairn_core::{Amount, OutPoint, PubkeyHash, TxOut};
@@ -134,7 +134,7 @@ fn point(q: f64, z: u32, args: &DoubleSpendArgs, successes: u64, disagreements: 
             ("trials", json!(args.trials)),
         ]),
         measured: successes as f64 / args.trials as f64,
-        theory: json!({"nakamoto": num(nakamoto_catch_up(q, z)), "rosenfeld": num(rosenfeld)}),
+        theory: json!({"nakamoto": num(attacker_success(q, u64::from(z))), "rosenfeld": num(rosenfeld)}),
         ci95: wilson95(successes, args.trials),
         reference: rosenfeld,
         replay: None,

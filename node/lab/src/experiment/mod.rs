@@ -1,7 +1,7 @@
 //! `cairn experiment`: consensus theory measured on real nodes.
 //!
 //! Each experiment starts a fresh `cairn testnet` of real `cairn node` processes and prints
-//! its measurements beside the published formula ([`theory`]) with a 95 % interval
+//! its measurements beside the published formula ([`crate::theory`]) with a 95 % interval
 //! ([`stats`]). The proof-of-work lottery is the one thing the runner draws itself: it
 //! draws each miner's exponential waiting time from `--seed` and the hash shares, and calls
 //! `generate 1` on the node that "found" the block at that moment. Everything after the
@@ -18,7 +18,7 @@ pub mod plot;
 pub mod selfish;
 pub mod stale_rate;
 pub mod stats;
-pub mod theory;
+
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};

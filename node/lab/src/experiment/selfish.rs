@@ -8,7 +8,7 @@
 
 use super::net::{Net, NodeSetup, wait_for};
 use super::stats::{Lottery, batch_means95};
-use super::theory::{selfish_revenue, selfish_threshold};
+use crate::theory::{selfish_revenue, selfish_threshold};
 use super::{Common, Point, num, params, progress};
 use anyhow::{Context, bail};
 use clap::Args;

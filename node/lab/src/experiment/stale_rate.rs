@@ -7,7 +7,7 @@
 
 use super::net::{Net, NodeSetup, cairn_help};
 use super::stats::{Lottery, wilson95};
-use super::theory::stale_rate;
+use crate::theory::stale_rate;
 use super::{Common, Point, num, params, progress};
 use anyhow::{Context, bail};
 use clap::Args;
