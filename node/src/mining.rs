@@ -248,6 +248,7 @@ fn mine_one(
     let miner = Miner::new(MinerConfig {
         threads,
         kernel: None,
+        throttle: None,
     })
     .map_err(|e| MiningError::Miner(e.to_string()))?;
     let found = miner
