@@ -33,6 +33,7 @@ mod cancel;
 mod error;
 pub mod extranonce;
 mod kernel;
+pub mod rate;
 mod search;
 mod throttle;
 
@@ -41,5 +42,6 @@ pub use cancel::CancelToken;
 pub use error::MinerError;
 pub use extranonce::{EXTRANONCE_LEN, with_extranonce};
 pub use kernel::Kernel;
+pub use rate::{format_hashrate, parse_hashrate};
 pub use search::{Miner, MinerConfig};
 pub use throttle::{BURST, IDLE_POLL, QUANTUM, Throttle};

@@ -66,6 +66,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         config.mine,
         config.threads,
         config.block_time,
+        config.hashrate,
     );
 
     let ctx = Arc::new(rpc::RpcContext {

@@ -5,10 +5,14 @@
 //! chain owner and hands found blocks back. Every search runs under a [`CancelToken`]
 //! registered here, and a listener cancels all of them on a new tip (the work would be
 //! stale) or on new mempool transactions (a better template exists).
+//!
+//! Continuous and interval mining follow one [`Throttle`], the node's hash-rate cap
+//! (`--hashrate`, `sethashrate`): a share of a testnet's hash power is a setting. `generate`
+//! ignores it, since it exists to mine blocks now.
 
 use crate::chain_task::{ChainHandle, NodeEvent, Origin, unix_now};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
-use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
+use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig, Throttle};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -46,8 +50,11 @@ pub struct LocalMiningInfo {
     pub mining: bool,
     /// Threads.
     pub threads: usize,
-    /// Local hashes per second, averaged since the node started.
+    /// Local hashes per second, averaged since the mining settings last changed (start,
+    /// `setmining`, `sethashrate`), so it settles on a new cap within seconds.
     pub hashps: f64,
+    /// The hash-rate cap in hashes per second, `None` when uncapped.
+    pub hashrate_limit: Option<u64>,
     /// The SHA-256d kernel in use.
     pub kernel: &'static str,
 }
@@ -60,8 +67,12 @@ struct Shared {
     searches: Mutex<Vec<CancelToken>>,
     shutdown: AtomicBool,
     extranonce: AtomicU64,
-    hashes: AtomicU64,
-    started: Instant,
+    /// The cap of continuous and interval mining; it also counts their hashes, live.
+    throttle: Throttle,
+    /// Hashes of finished `generate` searches.
+    generated_hashes: AtomicU64,
+    /// Since when, and from which hash count, `hashps` averages.
+    epoch: Mutex<(Instant, u64)>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -79,6 +90,7 @@ impl MiningHandle {
         mining: bool,
         threads: usize,
         block_time: Option<u64>,
+        hashrate: Option<u64>,
     ) -> (MiningHandle, std::thread::JoinHandle<()>) {
         let shared = Arc::new(Shared {
             chain: chain.clone(),
@@ -92,8 +104,9 @@ impl MiningHandle {
             searches: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             extranonce: AtomicU64::new(0),
-            hashes: AtomicU64::new(0),
-            started: Instant::now(),
+            throttle: Throttle::new(hashrate),
+            generated_hashes: AtomicU64::new(0),
+            epoch: Mutex::new((Instant::now(), 0)),
             listener: Mutex::new(None),
         });
         let handle = MiningHandle {
@@ -149,8 +162,32 @@ impl MiningHandle {
                 s.threads = t;
             }
         }
+        self.restart_hashps();
         self.cancel_searches();
         self.shared.wake.notify_all();
+    }
+
+    /// `sethashrate`: caps continuous mining at `rate` hashes per second (`None`: uncapped;
+    /// `Some(0)`: no hashing until the next change) and switches it on, as `--hashrate` does.
+    /// A running search follows the new cap within a few milliseconds, without restarting.
+    pub fn set_hashrate(&self, rate: Option<u64>) {
+        self.shared.throttle.set_rate(rate);
+        self.shared
+            .settings
+            .lock()
+            .expect("settings lock is never poisoned")
+            .mining = true;
+        self.restart_hashps();
+        self.shared.wake.notify_all();
+    }
+
+    /// Starts a new `hashps` average from now.
+    fn restart_hashps(&self) {
+        *self
+            .shared
+            .epoch
+            .lock()
+            .expect("epoch lock is never poisoned") = (Instant::now(), self.shared.total_hashes());
     }
 
     /// Local state for `getmininginfo`.
@@ -160,11 +197,17 @@ impl MiningHandle {
             .settings
             .lock()
             .expect("settings lock is never poisoned");
-        let secs = self.shared.started.elapsed().as_secs_f64().max(1e-3);
+        let (since, base) = *self
+            .shared
+            .epoch
+            .lock()
+            .expect("epoch lock is never poisoned");
+        let secs = since.elapsed().as_secs_f64().max(1e-3);
         LocalMiningInfo {
             mining: s.mining,
             threads: s.threads,
-            hashps: self.shared.hashes.load(Ordering::Relaxed) as f64 / secs,
+            hashps: self.shared.total_hashes().saturating_sub(base) as f64 / secs,
+            hashrate_limit: self.shared.throttle.rate(),
             kernel: Kernel::best().name(),
         }
     }
@@ -187,7 +230,7 @@ impl MiningHandle {
                 if shared.shutdown.load(Ordering::Relaxed) {
                     return Err(MiningError::Stopped);
                 }
-                if let Some(hash) = mine_one(&shared, pay_to, threads)? {
+                if let Some(hash) = mine_one(&shared, pay_to, threads, None)? {
                     hashes.push(hash);
                 }
             }
@@ -226,11 +269,20 @@ impl MiningHandle {
     }
 }
 
-/// One search on a fresh template; `Ok(None)` when cancelled (tip or template changed).
+impl Shared {
+    /// Hashes computed so far by continuous, interval and `generate` mining.
+    fn total_hashes(&self) -> u64 {
+        self.throttle.hashes() + self.generated_hashes.load(Ordering::Relaxed)
+    }
+}
+
+/// One search on a fresh template, capped by `throttle` (`None`: uncapped, counted as
+/// `generate` work); `Ok(None)` when cancelled (tip or template changed).
 fn mine_one(
     shared: &Shared,
     pay_to: PubkeyHash,
     threads: usize,
+    throttle: Option<&Throttle>,
 ) -> Result<Option<BlockHash>, MiningError> {
     let cancel = CancelToken::new();
     shared
@@ -248,15 +300,17 @@ fn mine_one(
     let miner = Miner::new(MinerConfig {
         threads,
         kernel: None,
-        throttle: None,
+        throttle: throttle.cloned(),
     })
     .map_err(|e| MiningError::Miner(e.to_string()))?;
     let found = miner
         .search(&template, &target, &cancel)
         .map_err(|e| MiningError::Miner(e.to_string()))?;
-    shared
-        .hashes
-        .fetch_add(miner.hashes_done(), Ordering::Relaxed);
+    if throttle.is_none() {
+        shared
+            .generated_hashes
+            .fetch_add(miner.hashes_done(), Ordering::Relaxed);
+    }
     let Some(block) = found else { return Ok(None) };
     let hash = block.block_hash();
     let report = shared
@@ -306,7 +360,12 @@ fn mining_loop(shared: &Shared) {
             next_slot = now + Duration::from_secs(interval);
         }
         loop {
-            match mine_one(shared, shared.pay_to, settings.threads) {
+            match mine_one(
+                shared,
+                shared.pay_to,
+                settings.threads,
+                Some(&shared.throttle),
+            ) {
                 Ok(Some(hash)) => {
                     tracing::debug!(%hash, "mined a block");
                     break;
