@@ -10,4 +10,9 @@
 //! network; it uses `cairn-core` only for chain parameters, encoding and keys, and the
 //! wallet for signing.
 
+pub mod conditions;
+pub mod genesis;
+pub mod links;
+pub mod partition;
 pub mod testnet;
+pub mod topology;
