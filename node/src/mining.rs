@@ -269,6 +269,28 @@ impl MiningHandle {
     }
 }
 
+/// Reads the rate parameter of `sethashrate`: hashes per second as a number or as a string
+/// with a suffix (`"250k"`, `"1.5M"`), `0` for no hashing, `null` for no cap.
+pub fn hashrate_param(value: &serde_json::Value) -> Result<Option<u64>, String> {
+    use serde_json::Value;
+    let rate = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("rate must be a whole number of hashes per second, not {n}"))?,
+        Value::String(text) => cairn_miner::parse_hashrate(text).map_err(|e| e.to_string())?,
+        other => {
+            return Err(format!(
+                "rate must be a number, a string such as \"250k\" or null, not {other}"
+            ));
+        }
+    };
+    if rate > cairn_miner::rate::MAX_HASHRATE {
+        return Err(format!("rate {rate} is above 1e15 hashes per second"));
+    }
+    Ok(Some(rate))
+}
+
 impl Shared {
     /// Hashes computed so far by continuous, interval and `generate` mining.
     fn total_hashes(&self) -> u64 {
@@ -394,6 +416,30 @@ fn mining_loop(shared: &Shared) {
                     break;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hashrate_param;
+    use serde_json::json;
+
+    #[test]
+    fn the_sethashrate_rate_is_a_number_a_suffixed_string_or_null() {
+        assert_eq!(hashrate_param(&json!(250_000)), Ok(Some(250_000)));
+        assert_eq!(hashrate_param(&json!("1.5M")), Ok(Some(1_500_000)));
+        assert_eq!(hashrate_param(&json!(0)), Ok(Some(0)));
+        assert_eq!(hashrate_param(&json!(null)), Ok(None));
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("fast"),
+            json!(true),
+            json!([1]),
+            json!(1e18),
+        ] {
+            assert!(hashrate_param(&bad).is_err(), "{bad}");
         }
     }
 }
