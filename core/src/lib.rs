@@ -13,6 +13,7 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod block_index;
 pub mod chain;
 pub mod difficulty;
 pub mod encoding;
@@ -25,6 +26,7 @@ pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tx;
+pub mod utxo;
 pub mod validation;
 
 pub use amount::Amount;
@@ -34,6 +36,7 @@ pub use hash::{BlockHash, Hash256, MerkleRoot, Txid, Wtxid};
 pub use keys::{PubkeyHash, SecretKey};
 pub use params::ChainParams;
 pub use pow::{CompactTarget, Target, Work};
-pub use store::{Coin, MemoryStore};
+pub use store::MemoryStore;
 pub use tx::{OutPoint, Transaction, TxIn, TxOut};
+pub use utxo::Coin;
 pub use validation::{BlockError, TxError};

@@ -1,27 +1,21 @@
 //! The storage seam: narrow traits the chain state reads and writes through, and an
 //! in-memory implementation for tests and tools. The node implements the same traits on
-//! rocksdb; [`conformance`] is one test suite both must pass.
+//! rocksdb; `testkit::store_conformance` (feature `testkit`) is one test suite both must
+//! pass. It lives there, not here, because it drives a real chain state over the store and
+//! the chain state is built on this module.
 //!
 //! `Option` means "not there"; `Err` means "the store failed".
 
 use crate::amount::Amount;
 use crate::block::Block;
-use crate::chain::BlockEntry;
+use crate::block_index::BlockEntry;
 use crate::hash::{BlockHash, Hash256};
-use crate::tx::{OutPoint, TxOut};
+use crate::tx::OutPoint;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
-/// An unspent output and where it came from.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
-pub struct Coin {
-    /// The output.
-    pub output: TxOut,
-    /// Height of the block that created it.
-    pub height: u32,
-    /// Created by a coinbase (subject to maturity).
-    pub is_coinbase: bool,
-}
+/// Re-exported: the store keeps coins, and callers name them through it.
+pub use crate::utxo::Coin;
 
 /// What disconnecting a block needs: the coins its inputs spent, in input order.
 #[derive(Clone, PartialEq, Eq, Debug, Default, bincode::Encode, bincode::Decode)]
@@ -193,66 +187,5 @@ impl UtxoStats {
             total_amount: Amount::from_base(u64::try_from(total).unwrap_or(u64::MAX)),
             hash_serialized: Hash256(Sha256::digest(hasher.finalize()).into()),
         })
-    }
-}
-
-/// A conformance suite every [`ChainStore`] implementation must pass (the node runs it
-/// against rocksdb). `fresh` returns an empty store each call.
-#[cfg(any(test, feature = "testkit"))]
-pub mod conformance {
-    use super::*;
-    use crate::chain::ChainState;
-    use crate::params::ChainParams;
-    use crate::testkit::TestChain;
-
-    /// Writes then reads back every kind of record, and checks batches are applied whole.
-    pub fn run<S: ChainStore>(mut fresh: impl FnMut() -> S) {
-        // A chain built on this store and one built on MemoryStore end in the same state.
-        let params = ChainParams::regtest();
-        let mut kit = TestChain::new(params.clone());
-        let blocks = kit.build_chain(12);
-        let mut chain = ChainState::open(params.clone(), fresh()).expect("open fresh store");
-        for b in &blocks {
-            chain
-                .accept_block(b.clone(), kit.now())
-                .expect("store works");
-        }
-        assert_eq!(
-            chain.tip().hash,
-            blocks.last().expect("12 blocks").block_hash()
-        );
-        let mut mem = ChainState::open(params.clone(), MemoryStore::new()).expect("memory store");
-        for b in &blocks {
-            mem.accept_block(b.clone(), kit.now())
-                .expect("memory store works");
-        }
-        assert_eq!(
-            chain.utxo_stats().expect("stats"),
-            mem.utxo_stats().expect("stats")
-        );
-        let tip = chain.tip().hash;
-        assert_eq!(chain.store().tip().expect("tip"), Some(tip));
-        assert!(chain.store().block(&tip).expect("read").is_some());
-        assert!(chain.store().undo(&tip).expect("read").is_some());
-        assert_eq!(chain.store().load_index().expect("index").len(), 13);
-
-        // Reopening resumes at the same tip with the same UTXO set.
-        let stats = chain.utxo_stats().expect("stats");
-        let store = chain.into_store();
-        let reopened = ChainState::open(params, store).expect("reopen");
-        assert_eq!(reopened.tip().hash, tip);
-        assert_eq!(reopened.utxo_stats().expect("stats"), stats);
-
-        // An empty batch changes nothing; absent keys read as None.
-        let mut s = fresh();
-        s.write(StoreBatch::default()).expect("empty batch");
-        assert_eq!(s.tip().expect("tip"), None);
-        assert_eq!(s.block(&BlockHash::ZERO).expect("read"), None);
-        assert_eq!(s.coin(&OutPoint::default()).expect("read"), None);
-    }
-
-    #[test]
-    fn memory_store_conforms() {
-        run(MemoryStore::new);
     }
 }

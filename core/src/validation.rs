@@ -14,8 +14,8 @@ use crate::keys::{PubkeyHash, SignatureError, verify_signature};
 use crate::merkle::merkle_root;
 use crate::params::ChainParams;
 use crate::pow::{PowError, Target};
-use crate::store::Coin;
 use crate::tx::{MAX_TX_DATA, OutPoint, SighashCache, Transaction};
+use crate::utxo::Coin;
 use std::collections::HashSet;
 
 /// The only transaction version this release accepts.
@@ -134,6 +134,32 @@ impl TxError {
             TxError::WrongKey { .. } | TxError::BadSignature { .. } => {
                 "mandatory-script-verify-flag-failed"
             }
+        }
+    }
+
+    /// Whether a peer that relayed a transaction breaking this rule must be dishonest or
+    /// broken: a context-free rule or a signature. Rules that depend on the receiver's view
+    /// of the chain (missing inputs, maturity, lock height, amounts of the spent coins) are
+    /// not verdicts on the sender. Used to score peers, like
+    /// [`BlockError::is_misbehavior`].
+    pub fn is_misbehavior(&self) -> bool {
+        match self {
+            TxError::Version(_)
+            | TxError::NoOutputs
+            | TxError::ZeroOutput(_)
+            | TxError::OutputTooLarge { .. }
+            | TxError::OutputTotalTooLarge
+            | TxError::DuplicateInput(_)
+            | TxError::DataTooLong(_)
+            | TxError::TooLarge { .. }
+            | TxError::UnexpectedCoinbase
+            | TxError::WrongKey { .. }
+            | TxError::BadSignature { .. } => true,
+            TxError::MissingOrSpent(_)
+            | TxError::PrematureCoinbaseSpend { .. }
+            | TxError::InputTotalOverflow
+            | TxError::InputsBelowOutputs { .. }
+            | TxError::NonFinal { .. } => false,
         }
     }
 }
@@ -401,9 +427,6 @@ pub fn check_proof_of_work(
 pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, BlockError> {
     let hash = block.block_hash();
     check_proof_of_work(&hash, block.header.bits, params)?;
-    if block.txs.is_empty() {
-        return Err(BlockError::NoTransactions);
-    }
     let mut txids = Vec::with_capacity(block.txs.len());
     let mut wtxids = Vec::with_capacity(block.txs.len());
     for tx in &block.txs {
@@ -417,6 +440,13 @@ pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, B
             header: block.header.merkle_root,
             computed,
         });
+    }
+    // Only now, with the body proven to be the one the header commits to, may a rule it
+    // breaks condemn the header: an empty body under a real header is a mutated body
+    // (BadMerkleRoot above, never cached as invalid), an empty body under a header that
+    // commits to no transactions is an invalid block.
+    if block.txs.is_empty() {
+        return Err(BlockError::NoTransactions);
     }
     let size = block.encoded_size();
     if size > params.max_block_size {
@@ -515,4 +545,57 @@ pub fn verify_tx_signatures(
             .map_err(|error| TxError::BadSignature { index, error })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rules_independent_of_the_receivers_chain_are_misbehavior() {
+        let outpoint = OutPoint::default();
+        let context_free = [
+            TxError::Version(2),
+            TxError::NoOutputs,
+            TxError::ZeroOutput(0),
+            TxError::OutputTooLarge {
+                index: 0,
+                amount: Amount::ZERO,
+            },
+            TxError::OutputTotalTooLarge,
+            TxError::DuplicateInput(outpoint),
+            TxError::DataTooLong(0),
+            TxError::TooLarge { size: 0, max: 0 },
+            TxError::UnexpectedCoinbase,
+            TxError::WrongKey { index: 0 },
+            TxError::BadSignature {
+                index: 0,
+                error: SignatureError::HighS,
+            },
+        ];
+        for error in context_free {
+            assert!(error.is_misbehavior(), "{error}");
+        }
+        let contextual = [
+            TxError::MissingOrSpent(outpoint),
+            TxError::PrematureCoinbaseSpend {
+                outpoint,
+                coin_height: 1,
+                confirmations: 0,
+                maturity: 100,
+            },
+            TxError::InputTotalOverflow,
+            TxError::InputsBelowOutputs {
+                inputs: Amount::ZERO,
+                outputs: Amount::ZERO,
+            },
+            TxError::NonFinal {
+                lock_height: 5,
+                height: 1,
+            },
+        ];
+        for error in contextual {
+            assert!(!error.is_misbehavior(), "{error}");
+        }
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! [`NodeState`] lives on a dedicated OS thread (block validation and rocksdb writes are
 //! blocking work that must not stall the async runtime). Everyone else holds a cheap,
-//! cloneable [`ChainHandle`] and sends it closures to run against the state, with a oneshot
-//! reply (STYLE §4: one owner, handles for the rest). What changed is published as
+//! cloneable [`ChainHandle`] whose named methods send it short jobs with a oneshot reply
+//! (STYLE §4: one owner, handles for the rest). What changed is published as
 //! [`NodeEvent`]s on a broadcast channel: the miner restarts on them, the network gossips them.
 
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
@@ -14,14 +14,21 @@ use cairn_core::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
-/// Seconds since the Unix epoch: the only clock the consensus code is fed.
+mod handle;
+pub use handle::{
+    AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
+    TxLookup, spawn,
+};
+
+/// Seconds since the Unix epoch from the system clock.
+///
+/// A shim for the network code, which still reads the time itself; everything else reads
+/// the node's [`Clock`](crate::clock::Clock) through [`ChainHandle::clock`].
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_secs()
 }
 
 /// Where a block or transaction came from; decides whether the network must announce it.
@@ -120,37 +127,45 @@ impl NodeState {
             let _ = self.events.send(NodeEvent::BlockAccepted(block));
         }
         if let Some(change) = &report.tip_changed {
-            self.apply_tip_change(change, now)?;
+            self.apply_tip_change(change, now);
         }
         Ok(report)
     }
 
-    /// Brings indexes and mempool in line with a moved tip, then announces it.
-    pub fn apply_tip_change(&mut self, change: &TipChanged, now: u64) -> Result<(), ChainError> {
-        for hash in &change.reverted {
-            let block = self.read_block(hash)?;
-            for tx in &block.txs {
-                self.tx_index.remove(&tx.txid());
+    /// Brings indexes and mempool in line with a moved tip, then announces it. The change
+    /// carries its blocks with their txids, so nothing is read back from the store.
+    ///
+    /// Nothing here can fail the chain step: the chain state has already committed it. The
+    /// mempool fails only when the store cannot read coins while it re-validates, and then
+    /// keeps just the transactions it re-validated against the new tip: the pool is
+    /// smaller than it could be but never wrong, and the chain is untouched. So that is
+    /// logged and the tip is still announced. Failing here instead would tell the miner,
+    /// sync and RPC that a block now on the active chain was not taken (and a mempool
+    /// problem is no corruption of chain data); a failing store resurfaces as
+    /// `ChainError::Store` at the next chain step that touches it.
+    pub fn apply_tip_change(&mut self, change: &TipChanged, now: u64) {
+        for block in &change.reverted {
+            for txid in block.txids.iter() {
+                self.tx_index.remove(txid);
             }
         }
-        let mut connected = Vec::with_capacity(change.connected.len());
-        for hash in &change.connected {
-            let block = self.read_block(hash)?;
-            for tx in &block.txs {
-                self.tx_index.insert(tx.txid(), *hash);
+        for block in &change.connected {
+            for txid in block.txids.iter() {
+                self.tx_index.insert(*txid, block.hash);
             }
-            connected.push(block);
         }
         let next_height = self.chain.height() + 1;
-        self.mempool
-            .reorg(
-                change.returned_txs.clone(),
-                &connected,
-                self.chain.store(),
-                next_height,
-                now,
-            )
-            .map_err(|e| ChainError::Corrupt(format!("mempool update after tip change: {e}")))?;
+        if let Err(e) = self.mempool.reorg(
+            change.returned_txs.clone(),
+            &change.connected,
+            self.chain.store(),
+            next_height,
+            now,
+        ) {
+            tracing::error!(
+                "mempool update after the tip change stopped early, the pool keeps what it re-validated: {e}"
+            );
+        }
         let tip = self.chain.tip();
         if change.reorg_depth() > 0 {
             tracing::info!(depth = change.reorg_depth(), connected = change.connected.len(), tip = %tip.hash, height = tip.height, "reorganised");
@@ -162,7 +177,6 @@ impl NodeState {
             height: tip.height,
             reorg_depth: change.reorg_depth(),
         });
-        Ok(())
     }
 
     /// Submits a transaction to the mempool; announces it when it is local.
@@ -196,7 +210,7 @@ impl NodeState {
     /// `invalidateblock`.
     pub fn invalidate_block(&mut self, hash: &BlockHash, now: u64) -> Result<(), ChainError> {
         if let Some(change) = self.chain.invalidate_block(hash)? {
-            self.apply_tip_change(&change, now)?;
+            self.apply_tip_change(&change, now);
         }
         Ok(())
     }
@@ -204,7 +218,7 @@ impl NodeState {
     /// `reconsiderblock`.
     pub fn reconsider_block(&mut self, hash: &BlockHash, now: u64) -> Result<(), ChainError> {
         if let Some(change) = self.chain.reconsider_block(hash)? {
-            self.apply_tip_change(&change, now)?;
+            self.apply_tip_change(&change, now);
         }
         Ok(())
     }
@@ -217,77 +231,7 @@ impl NodeState {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut NodeState) + Send>;
-
 /// The node has stopped; its state is gone.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the node is shutting down")]
 pub struct NodeStopped;
-
-/// A cheap handle to the state owner.
-#[derive(Clone)]
-pub struct ChainHandle {
-    jobs: mpsc::Sender<Job>,
-    events: broadcast::Sender<NodeEvent>,
-    params: Arc<ChainParams>,
-}
-
-impl ChainHandle {
-    /// Runs `f` on the state owner and returns its result.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
-    ) -> Result<R, NodeStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.jobs.send(job).await.map_err(|_| NodeStopped)?;
-        answer.await.map_err(|_| NodeStopped)
-    }
-
-    /// [`call`](Self::call) from a plain thread (the miner's).
-    pub fn call_blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
-    ) -> Result<R, NodeStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.jobs.blocking_send(job).map_err(|_| NodeStopped)?;
-        answer.blocking_recv().map_err(|_| NodeStopped)
-    }
-
-    /// Subscribes to state changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
-    }
-
-    /// The chain parameters (immutable, so readable without a round trip).
-    pub fn params(&self) -> &ChainParams {
-        &self.params
-    }
-}
-
-/// Starts the state-owner thread. It runs until every handle is dropped, then flushes
-/// the store; join the returned thread to wait for that.
-pub fn spawn(state: NodeState) -> (ChainHandle, std::thread::JoinHandle<()>) {
-    let (jobs, mut inbox) = mpsc::channel::<Job>(1024);
-    let handle = ChainHandle {
-        jobs,
-        events: state.events.clone(),
-        params: Arc::new(state.params().clone()),
-    };
-    let thread = std::thread::Builder::new()
-        .name("chain".into())
-        .spawn(move || {
-            let mut state = state;
-            while let Some(job) = inbox.blocking_recv() {
-                job(&mut state);
-            }
-            state.close();
-        })
-        .expect("spawning the chain thread");
-    (handle, thread)
-}

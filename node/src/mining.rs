@@ -10,7 +10,7 @@
 //! (`--hashrate`, `sethashrate`): a share of a testnet's hash power is a setting. `generate`
 //! ignores it, since it exists to mine blocks now.
 
-use crate::chain_task::{ChainHandle, NodeEvent, Origin, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent, QueryError};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
 use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig, Throttle};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -315,7 +315,7 @@ fn mine_one(
     let tag = shared.extranonce.fetch_add(1, Ordering::Relaxed);
     let template = shared
         .chain
-        .call_blocking(move |s| s.block_template(pay_to, unix_now(), tag.to_le_bytes().to_vec()))
+        .template_blocking(pay_to, tag.to_le_bytes().to_vec())
         .map_err(|_| MiningError::Stopped)?;
     let target = Target::from_compact(template.header.bits)
         .map_err(|e| MiningError::Miner(format!("template bits: {e}")))?;
@@ -337,9 +337,11 @@ fn mine_one(
     let hash = block.block_hash();
     let report = shared
         .chain
-        .call_blocking(move |s| s.submit_block(block, unix_now(), Origin::Local))
-        .map_err(|_| MiningError::Stopped)?
-        .map_err(|e| MiningError::Miner(e.to_string()))?;
+        .submit_block_blocking(block)
+        .map_err(|e| match e {
+            QueryError::Stopped(_) => MiningError::Stopped,
+            QueryError::Failed(e) => MiningError::Miner(e.to_string()),
+        })?;
     match report.outcome {
         ImportOutcome::Invalid(e) => Err(MiningError::Rejected {
             hash,

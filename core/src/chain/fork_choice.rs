@@ -2,7 +2,7 @@
 //! equal work, the one whose chain became available first wins (so a node never flips
 //! between equal chains, and a miner gains nothing by withholding an equal-work block).
 
-use crate::chain::BlockEntry;
+use crate::block_index::BlockEntry;
 use crate::hash::BlockHash;
 use crate::pow::Work;
 use std::cmp::Reverse;

@@ -7,11 +7,12 @@
 
 use crate::amount::Amount;
 use crate::block::{Block, BlockHeader};
+use crate::block_index::{BlockEntry, Validity};
 use crate::chain::fork_choice::ForkChoice;
 use crate::chain::orphans::OrphanPool;
-use crate::chain::{
-    BlockEntry, ChainError, ChainTip, HeaderOutcome, ImportOutcome, ImportReport, TipChanged,
-    TipStatus, Validity,
+use crate::chain::outcome::{
+    ChainError, ChainTip, HashedBlock, HeaderOutcome, ImportOutcome, ImportReport, TipChanged,
+    TipStatus,
 };
 use crate::difficulty::{check_timewarp, median_time, next_bits};
 use crate::hash::{BlockHash, Txid};
@@ -19,13 +20,15 @@ use crate::keys::PubkeyHash;
 use crate::merkle::merkle_root;
 use crate::params::{ChainParams, MEDIAN_TIME_SPAN};
 use crate::pow::{CompactTarget, Target};
-use crate::store::{BlockUndo, ChainStore, Coin, StoreBatch, StoreError, UtxoStats};
+use crate::store::{BlockUndo, ChainStore, StoreBatch, StoreError, UtxoStats};
 use crate::tx::{OutPoint, Transaction, TxOut};
+use crate::utxo::Coin;
 use crate::validation::{
     BlockError, CheckedBlock, check_block, check_proof_of_work, check_tx_inputs,
     verify_tx_signatures,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Most headers returned for one locator (the sync protocol's page size).
 pub const MAX_HEADERS_RESULTS: usize = 2000;
@@ -41,9 +44,12 @@ pub struct ChainState<S: ChainStore> {
     fork_choice: ForkChoice,
     orphans: OrphanPool,
     next_seq: u64,
-    /// Bodies (with txids) stored during the current import, so connecting them neither
-    /// reads them back nor hashes their transactions again.
-    fresh_bodies: HashMap<BlockHash, (Block, Vec<Txid>)>,
+    /// Bodies (with txids) the current operation stored, connected or disconnected, so
+    /// connecting or disconnecting them again neither reads them back nor hashes their
+    /// transactions again, and its [`TipChanged`] carries them without a read. `Some` only
+    /// while an operation that reports a tip change runs ([`ChainState::operation`]);
+    /// resuming in [`ChainState::open`] reports nothing, so it keeps nothing either.
+    bodies: Option<HashMap<BlockHash, HashedBlock>>,
 }
 
 impl<S: ChainStore> std::fmt::Debug for ChainState<S> {
@@ -70,7 +76,7 @@ impl<S: ChainStore> ChainState<S> {
             fork_choice: ForkChoice::default(),
             orphans: OrphanPool::default(),
             next_seq: 1,
-            fresh_bodies: HashMap::new(),
+            bodies: None,
         };
         let stored = chain.store.load_index()?;
         if stored.is_empty() {
@@ -477,6 +483,10 @@ impl<S: ChainStore> ChainState<S> {
     /// Accepts a block: validates it, stores it, and moves the active chain to the best
     /// tip. Consensus verdicts are in the report; `Err` only for store failures.
     pub fn accept_block(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
+        self.operation(|chain| chain.import_and_activate(block, now))
+    }
+
+    fn import_and_activate(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
         let old_tip = self.tip().hash;
         let hash = block.block_hash();
         let mut invalidated = Vec::new();
@@ -485,7 +495,6 @@ impl<S: ChainStore> ChainState<S> {
             self.activate_best_chain(&mut invalidated)?;
             Ok(outcome)
         });
-        self.fresh_bodies.clear();
         let mut outcome = result?;
         if let Some(pos) = invalidated.iter().position(|(h, _)| *h == hash) {
             outcome = ImportOutcome::Invalid(invalidated.remove(pos).1);
@@ -652,8 +661,8 @@ impl<S: ChainStore> ChainState<S> {
         if parent_available {
             entry.seq = self.take_seq();
         }
-        let txids = checked.txids().to_vec();
-        let body = checked.into_block();
+        let txids: Arc<[Txid]> = checked.txids().into();
+        let body = Arc::new(checked.into_block());
         self.store.write(StoreBatch {
             index: vec![entry.clone()],
             blocks: vec![(hash, &body)],
@@ -662,8 +671,19 @@ impl<S: ChainStore> ChainState<S> {
         if parent_available {
             self.fork_choice.insert(&entry);
         }
+        let height = entry.height;
         self.insert_entry(entry);
-        self.fresh_bodies.insert(hash, (body, txids));
+        if let Some(bodies) = &mut self.bodies {
+            bodies.insert(
+                hash,
+                HashedBlock {
+                    hash,
+                    height,
+                    block: body,
+                    txids,
+                },
+            );
+        }
         if parent_available {
             self.release_descendants(&hash)?;
         }
@@ -760,17 +780,7 @@ impl<S: ChainStore> ChainState<S> {
     fn connect_block(&mut self, hash: &BlockHash) -> Result<Result<(), BlockError>, ChainError> {
         let entry = self.entries[hash].clone();
         debug_assert_eq!(entry.header.prev_blockhash, self.tip().hash);
-        let (block, txids) = match self.fresh_bodies.remove(hash) {
-            Some(fresh) => fresh,
-            None => {
-                let block = self
-                    .store
-                    .block(hash)?
-                    .ok_or_else(|| ChainError::Corrupt(format!("body of block {hash} missing")))?;
-                let txids = block.txs.iter().map(Transaction::txid).collect();
-                (block, txids)
-            }
-        };
+        let HashedBlock { block, txids, .. } = self.body(hash, "block")?;
         let height = entry.height;
         let params = &self.params;
         let coinbase = &block.txs[0];
@@ -784,7 +794,7 @@ impl<S: ChainStore> ChainState<S> {
         let mut spent_from_store: Vec<(OutPoint, Coin)> = Vec::new();
         let mut spent_coins: Vec<Coin> = Vec::new();
         let mut fees = Amount::ZERO;
-        for (index, (tx, txid)) in block.txs.iter().zip(&txids).enumerate() {
+        for (index, (tx, txid)) in block.txs.iter().zip(txids.iter()).enumerate() {
             let tx_err = |error| BlockError::Tx {
                 index,
                 txid: *txid,
@@ -869,15 +879,12 @@ impl<S: ChainStore> ChainState<S> {
         if tip.height == 0 {
             return Err(ChainError::Genesis);
         }
-        let block = self.store.block(&tip.hash)?.ok_or_else(|| {
-            ChainError::Corrupt(format!("body of active block {} missing", tip.hash))
-        })?;
+        let body = self.body(&tip.hash, "active block")?;
         let undo = self.store.undo(&tip.hash)?.ok_or_else(|| {
             ChainError::Corrupt(format!("undo data of active block {} missing", tip.hash))
         })?;
         let mut coins_spent = Vec::new();
-        for tx in &block.txs {
-            let txid = tx.txid();
+        for (tx, &txid) in body.block.txs.iter().zip(body.txids.iter()) {
             coins_spent.extend((0..tx.outputs.len() as u32).map(|vout| OutPoint { txid, vout }));
         }
         self.store.write(StoreBatch {
@@ -892,32 +899,83 @@ impl<S: ChainStore> ChainState<S> {
     }
 
     /// Net change of the active chain from `old_tip` to the current tip.
-    fn tip_change_since(&self, old_tip: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
+    ///
+    /// Every block in it was disconnected or connected by this operation, so its body is in
+    /// [`Self::bodies`] and nothing is read back.
+    fn tip_change_since(&mut self, old_tip: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
         let new_tip = self.tip().hash;
         if *old_tip == new_tip {
             return Ok(None);
         }
         let fork = self.find_fork(old_tip);
         let fork_height = self.entries[&fork].height;
-        let mut reverted = Vec::new();
+        let mut reverted_hashes = Vec::new();
         let mut cur = *old_tip;
         while cur != fork {
-            reverted.push(cur);
+            reverted_hashes.push(cur);
             cur = self.entries[&cur].header.prev_blockhash;
         }
-        let connected = self.active[fork_height as usize + 1..].to_vec();
-        let mut returned_txs = Vec::new();
-        for hash in reverted.iter().rev() {
-            let block = self.store.block(hash)?.ok_or_else(|| {
-                ChainError::Corrupt(format!("body of reverted block {hash} missing"))
-            })?;
-            returned_txs.extend(block.txs.into_iter().skip(1));
-        }
+        let connected_hashes = self.active[fork_height as usize + 1..].to_vec();
+        let mut moved = |hashes: Vec<BlockHash>, what: &str| {
+            hashes
+                .into_iter()
+                .map(|hash| {
+                    debug_assert!(
+                        self.bodies.as_ref().is_some_and(|b| b.contains_key(&hash)),
+                        "{what} {hash} did not pass through this operation"
+                    );
+                    self.body(&hash, what)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let reverted = moved(reverted_hashes, "reverted block")?;
+        let connected = moved(connected_hashes, "connected block")?;
+        let returned_txs = reverted
+            .iter()
+            .rev()
+            .flat_map(|b| b.block.txs.iter().skip(1).cloned())
+            .collect();
         Ok(Some(TipChanged {
             reverted,
             connected,
             returned_txs,
         }))
+    }
+
+    /// The body of `hash` (a `what`, for the corruption message) with its txids: from
+    /// [`Self::bodies`], else read from the store, hashed once and kept there for the rest
+    /// of the operation.
+    fn body(&mut self, hash: &BlockHash, what: &str) -> Result<HashedBlock, ChainError> {
+        if let Some(body) = self.bodies.as_ref().and_then(|b| b.get(hash)) {
+            return Ok(body.clone());
+        }
+        let block = self
+            .store
+            .block(hash)?
+            .ok_or_else(|| ChainError::Corrupt(format!("body of {what} {hash} missing")))?;
+        let body = HashedBlock {
+            hash: *hash,
+            height: self.entries[hash].height,
+            txids: block.txs.iter().map(Transaction::txid).collect(),
+            block: Arc::new(block),
+        };
+        if let Some(bodies) = &mut self.bodies {
+            bodies.insert(*hash, body.clone());
+        }
+        Ok(body)
+    }
+
+    /// Runs one operation that reports a tip change (an import, `invalidateblock`,
+    /// `reconsiderblock`) with an empty [`Self::bodies`], and drops what it cached
+    /// whatever its result: the cache only spares work within one operation.
+    fn operation<T>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
+        self.bodies = Some(HashMap::new());
+        let result = op(self);
+        self.bodies = None;
+        result
     }
 
     // ----- invalid blocks ------------------------------------------------------------
@@ -962,6 +1020,13 @@ impl<S: ChainStore> ChainState<S> {
     /// `invalidateblock`: treats `hash` as invalid, disconnecting it if active, and moves
     /// to the best remaining chain.
     pub fn invalidate_block(&mut self, hash: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
+        self.operation(|chain| chain.invalidate_and_activate(hash))
+    }
+
+    fn invalidate_and_activate(
+        &mut self,
+        hash: &BlockHash,
+    ) -> Result<Option<TipChanged>, ChainError> {
         let entry = self
             .entries
             .get(hash)
@@ -982,6 +1047,13 @@ impl<S: ChainStore> ChainState<S> {
     /// `reconsiderblock`: clears invalidity from `hash`, its ancestors and descendants, and
     /// moves to the best chain.
     pub fn reconsider_block(&mut self, hash: &BlockHash) -> Result<Option<TipChanged>, ChainError> {
+        self.operation(|chain| chain.reconsider_and_activate(hash))
+    }
+
+    fn reconsider_and_activate(
+        &mut self,
+        hash: &BlockHash,
+    ) -> Result<Option<TipChanged>, ChainError> {
         let entry = self
             .entries
             .get(hash)

@@ -55,7 +55,7 @@ fn block_with_unknown_parent_is_held_as_orphan_and_connects_when_the_parent_arri
     assert_eq!(report.outcome, ImportOutcome::Active);
     assert_eq!(node.tip().hash, blocks[2].block_hash());
     let changed = report.tip_changed.expect("the tip moved");
-    assert_eq!(changed.connected, hashes(&blocks[1..]));
+    assert_eq!(changed.connected_hashes(), hashes(&blocks[1..]));
     assert!(changed.reverted.is_empty());
     assert_eq!(node.orphan_count(), 0);
 }
@@ -588,6 +588,35 @@ fn body_not_matching_a_known_header_does_not_mark_the_header_invalid() {
     let mut stripped = good.clone();
     stripped.txs.truncate(1);
     let error = rejection(&mut node, &stripped, now);
+    assert!(
+        matches!(error, BlockError::BadMerkleRoot { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_permanent());
+    assert!(
+        !node
+            .entry(&good.block_hash())
+            .expect("header known")
+            .validity
+            .is_invalid()
+    );
+    accept_active(&mut node, &good, now);
+}
+
+#[test]
+fn empty_body_under_a_known_header_does_not_poison_the_block() {
+    // Byzantine finding 1: an empty body used to fail as NoTransactions, a permanent error,
+    // before the merkle root was compared, so one peer answering a block request with the
+    // real header and no transactions marked an honest block (and its descendants) invalid.
+    let mut kit = regtest();
+    let tx = spend_genesis_coin(&kit, 1);
+    let good = unaccepted_block(&mut kit, vec![tx], Amount::from_base(FEE));
+    let now = kit.now();
+    let mut node = fresh_node(kit.params());
+    node.accept_header(&good.header, now).expect("memory store");
+    let mut emptied = good.clone();
+    emptied.txs.clear();
+    let error = rejection(&mut node, &emptied, now);
     assert!(
         matches!(error, BlockError::BadMerkleRoot { .. }),
         "{error:?}"

@@ -247,8 +247,20 @@ fn check_tip(
             .iter()
             .flat_map(|&j| tree.block(j).txs[1..].to_vec())
             .collect();
-        prop_assert_eq!(changed.reverted, reverted);
-        prop_assert_eq!(changed.connected, connected);
+        prop_assert_eq!(changed.reverted_hashes(), reverted);
+        prop_assert_eq!(changed.connected_hashes(), connected);
+        // Each moved block comes with its own body, height and txids.
+        let moved = old_path[common..]
+            .iter()
+            .rev()
+            .zip(&changed.reverted)
+            .chain(path[common..].iter().zip(&changed.connected));
+        for (&j, carried) in moved {
+            prop_assert_eq!(&*carried.block, tree.block(j));
+            prop_assert_eq!(carried.height, tree.height[j]);
+            let txids: Vec<_> = carried.block.txs.iter().map(Transaction::txid).collect();
+            prop_assert_eq!(&*carried.txids, &txids[..]);
+        }
         prop_assert_eq!(changed.returned_txs, returned);
     }
     Ok(tip)

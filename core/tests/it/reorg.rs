@@ -3,9 +3,13 @@
 //! of the active chain.
 
 use crate::support::*;
-use cairn_core::chain::{ChainError, HeaderOutcome, TipStatus, Validity};
+use cairn_core::chain::{BlockEntry, ChainError, HashedBlock, HeaderOutcome, TipStatus, Validity};
+use cairn_core::store::{
+    BlockReader, BlockUndo, ChainWriter, MemoryStore, StoreBatch, StoreError, UtxoReader,
+};
 use cairn_core::testkit::{TestChain, mine};
-use cairn_core::{Amount, Block, BlockError, BlockHash, Coin, ImportOutcome, OutPoint};
+use cairn_core::{Amount, Block, BlockError, BlockHash, ChainState, Coin, ImportOutcome, OutPoint};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 
 /// Coins a branch may spend, with the dev account that owns each.
@@ -94,8 +98,8 @@ fn deep_reorg_to_a_heavier_branch_and_back_matches_a_fresh_replay() {
     assert_eq!(report.outcome, ImportOutcome::Active);
     let changed = report.tip_changed.expect("reorganised");
     assert_eq!(changed.reorg_depth(), 50);
-    assert_eq!(changed.reverted, rev(hashes(&a)));
-    assert_eq!(changed.connected, hashes(&b));
+    assert_eq!(changed.reverted_hashes(), rev(hashes(&a)));
+    assert_eq!(changed.connected_hashes(), hashes(&b));
     assert_eq!(changed.returned_txs, non_coinbase_txs(&a));
     assert_utxo_matches_replay(&node, now);
     // The newest outputs of each branch are still unspent on their own branch.
@@ -115,10 +119,10 @@ fn deep_reorg_to_a_heavier_branch_and_back_matches_a_fresh_replay() {
     let report = accept(&mut node, &a_more[1], now);
     assert_eq!(report.outcome, ImportOutcome::Active);
     let changed = report.tip_changed.expect("reorganised back");
-    assert_eq!(changed.reverted, rev(hashes(&b)));
+    assert_eq!(changed.reverted_hashes(), rev(hashes(&b)));
     let mut a_all = a.clone();
     a_all.extend(a_more);
-    assert_eq!(changed.connected, hashes(&a_all));
+    assert_eq!(changed.connected_hashes(), hashes(&a_all));
     assert_eq!(changed.returned_txs, non_coinbase_txs(&b));
     assert_utxo_matches_replay(&node, now);
     assert!(node.coin(&a_only).expect("memory store").is_some());
@@ -210,9 +214,9 @@ fn equal_work_competitor_does_not_replace_the_first_seen_tip() {
     accept(&mut node, &y, now);
     let report = accept(&mut node, &y_child, now);
     let changed = report.tip_changed.expect("reorganised");
-    assert_eq!(changed.reverted, vec![x.block_hash()]);
+    assert_eq!(changed.reverted_hashes(), vec![x.block_hash()]);
     assert_eq!(
-        changed.connected,
+        changed.connected_hashes(),
         vec![y.block_hash(), y_child.block_hash()]
     );
 }
@@ -255,8 +259,8 @@ fn invalidating_an_ancestor_of_the_tip_moves_to_the_best_other_chain_and_reconsi
         .expect("memory store")
         .expect("the tip moved");
     assert_eq!(node.tip().hash, other[3].block_hash());
-    assert_eq!(changed.reverted, rev(hashes(&main)));
-    assert_eq!(changed.connected, hashes(&other));
+    assert_eq!(changed.reverted_hashes(), rev(hashes(&main)));
+    assert_eq!(changed.connected_hashes(), hashes(&other));
     assert_eq!(changed.returned_txs, non_coinbase_txs(&main));
     assert_utxo_matches_replay(&node, now);
     assert_eq!(
@@ -281,8 +285,8 @@ fn invalidating_an_ancestor_of_the_tip_moves_to_the_best_other_chain_and_reconsi
         .expect("memory store")
         .expect("the tip moved back");
     assert_eq!(node.tip().hash, main[4].block_hash());
-    assert_eq!(changed.reverted, rev(hashes(&other)));
-    assert_eq!(changed.connected, hashes(&main));
+    assert_eq!(changed.reverted_hashes(), rev(hashes(&other)));
+    assert_eq!(changed.connected_hashes(), hashes(&main));
     assert_eq!(changed.returned_txs, non_coinbase_txs(&other));
     assert_utxo_matches_replay(&node, now);
     assert!(!node.entry(&bad).expect("known").validity.is_invalid());
@@ -429,7 +433,86 @@ fn headers_first_tip_moves_only_when_every_body_is_present() {
     assert_eq!(report.outcome, ImportOutcome::Active);
     assert_eq!(node.tip().hash, blocks[9].block_hash());
     let changed = report.tip_changed.expect("the tip moved");
-    assert_eq!(changed.connected, hashes(&blocks));
+    assert_eq!(changed.connected_hashes(), hashes(&blocks));
     assert!(changed.reverted.is_empty());
     assert_utxo_matches_replay(&node, now);
+}
+
+/// A [`MemoryStore`] that counts reads of block bodies.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    body_reads: Cell<usize>,
+}
+
+impl BlockReader for CountingStore {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        self.body_reads.set(self.body_reads.get() + 1);
+        self.inner.block(hash)
+    }
+    fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
+        self.inner.undo(hash)
+    }
+    fn load_index(&self) -> Result<Vec<BlockEntry>, StoreError> {
+        self.inner.load_index()
+    }
+    fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        self.inner.tip()
+    }
+}
+
+impl UtxoReader for CountingStore {
+    fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        self.inner.coin(outpoint)
+    }
+    fn for_each_coin(&self, f: &mut dyn FnMut(&OutPoint, &Coin)) -> Result<(), StoreError> {
+        self.inner.for_each_coin(f)
+    }
+}
+
+impl ChainWriter for CountingStore {
+    fn write(&mut self, batch: StoreBatch<'_>) -> Result<(), StoreError> {
+        self.inner.write(batch)
+    }
+}
+
+#[test]
+fn a_reorg_reads_each_stored_body_once_and_reports_the_blocks_it_moved() {
+    let mut kit = regtest();
+    let params = kit.params().clone();
+    let prefix = kit.build_chain(3);
+    let fork = prefix[2].block_hash();
+    let a = kit.build_on(&fork, 4);
+    let b = kit.build_on(&fork, 5);
+    let now = kit.now();
+    let mut node = ChainState::open(params, CountingStore::default()).expect("memory");
+    for block in prefix.iter().chain(&a) {
+        let report = node.accept_block(block.clone(), now).expect("memory");
+        assert_eq!(report.outcome, ImportOutcome::Active);
+    }
+    for block in &b[..4] {
+        let report = node.accept_block(block.clone(), now).expect("memory");
+        assert_eq!(report.outcome, ImportOutcome::SideChain);
+    }
+
+    node.store().body_reads.set(0);
+    let report = node.accept_block(b[4].clone(), now).expect("memory");
+    let changed = report.tip_changed.expect("reorganised");
+    // Each body of `a` is read once, to disconnect it, and each body of `b` stored by an
+    // earlier import once, to connect it; the block just imported is not read at all, and
+    // the report is built from what was read.
+    assert_eq!(node.store().body_reads.get(), a.len() + 4);
+    let blocks = |moved: &[HashedBlock]| -> Vec<Block> {
+        moved.iter().map(|m| Block::clone(&m.block)).collect()
+    };
+    let mut reverted = a.clone();
+    reverted.reverse();
+    assert_eq!(blocks(&changed.reverted), reverted);
+    assert_eq!(blocks(&changed.connected), b);
+    for (moved, height) in changed.connected.iter().zip(4..) {
+        assert_eq!(moved.height, height);
+        assert_eq!(moved.hash, moved.block.block_hash());
+        let txids: Vec<_> = moved.block.txs.iter().map(|tx| tx.txid()).collect();
+        assert_eq!(&*moved.txids, &txids[..]);
+    }
 }

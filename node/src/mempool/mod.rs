@@ -24,6 +24,7 @@ mod tests;
 
 pub use error::{MempoolError, ReplacementRule};
 
+use cairn_core::chain::HashedBlock;
 use cairn_core::keys::PubkeyHash;
 use cairn_core::store::{StoreError, UtxoReader};
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
@@ -492,15 +493,22 @@ impl Mempool {
     /// transaction spending an outpoint one of them spent (a double spend that lost), with
     /// descendants. Returns the conflicts removed; the confirmed ones are not listed.
     pub fn remove_for_block(&mut self, block: &Block) -> Vec<Txid> {
-        let txs = || block.txs.iter().filter(|tx| !tx.is_coinbase());
-        for tx in txs() {
-            let txid = tx.txid();
-            if self.entries.contains_key(&txid) {
-                self.remove_entry(&txid);
+        let txids: Vec<Txid> = block.txs.iter().map(Transaction::txid).collect();
+        self.remove_confirmed(&block.txs, &txids)
+    }
+
+    /// [`remove_for_block`](Self::remove_for_block) with the block's txids already known
+    /// (`txids[i]` is `txs[i]`'s).
+    fn remove_confirmed(&mut self, txs: &[Transaction], txids: &[Txid]) -> Vec<Txid> {
+        debug_assert_eq!(txs.len(), txids.len());
+        let non_coinbase = || txs.iter().zip(txids).filter(|(tx, _)| !tx.is_coinbase());
+        for (_, txid) in non_coinbase() {
+            if self.entries.contains_key(txid) {
+                self.remove_entry(txid);
             }
         }
-        let conflicts: Vec<Txid> = txs()
-            .flat_map(|tx| &tx.inputs)
+        let conflicts: Vec<Txid> = non_coinbase()
+            .flat_map(|(tx, _)| &tx.inputs)
             .filter_map(|input| self.spenders.get(&input.prevout).copied())
             .collect();
         self.remove_with_descendants(conflicts)
@@ -508,8 +516,9 @@ impl Mempool {
 
     /// The active chain reorganised: `returned_txs` are the non-coinbase transactions of
     /// the reverted blocks, oldest first ([`cairn_core::TipChanged::returned_txs`]);
-    /// `connected_blocks` the blocks connected, oldest first; `utxos` the UTXO set of the
-    /// new tip and `next_height` its height + 1.
+    /// `connected_blocks` the blocks connected, oldest first, with their txids
+    /// ([`cairn_core::TipChanged::connected`]); `utxos` the UTXO set of the new tip and
+    /// `next_height` its height + 1.
     ///
     /// Removes what the connected blocks confirmed or conflict with, then rebuilds the pool
     /// by validating the returned transactions and then every pool transaction (in arrival
@@ -523,14 +532,14 @@ impl Mempool {
     pub fn reorg<U: UtxoReader + ?Sized>(
         &mut self,
         returned_txs: Vec<Transaction>,
-        connected_blocks: &[Block],
+        connected_blocks: &[HashedBlock],
         utxos: &U,
         next_height: u32,
         now: u64,
     ) -> Result<ReorgReport, StoreError> {
         let mut removed = Vec::new();
-        for block in connected_blocks {
-            removed.extend(self.remove_for_block(block));
+        for connected in connected_blocks {
+            removed.extend(self.remove_confirmed(&connected.block.txs, &connected.txids));
         }
         let mut old: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
         old.sort_by_key(|e| e.seq);

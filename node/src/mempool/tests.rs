@@ -661,16 +661,10 @@ fn a_reorg_returns_transactions_and_drops_the_ones_it_invalidates() {
     let change = change.expect("the longer branch became active");
     assert_eq!(kit.chain.tip().hash, parent);
     assert_eq!(change.returned_txs, vec![a.clone(), e.clone()]);
-    let connected: Vec<Block> = change
-        .connected
-        .iter()
-        .map(|h| kit.chain.block(h).expect("store").expect("stored"))
-        .collect();
-
     let report = pool
         .reorg(
             change.returned_txs,
-            &connected,
+            &change.connected,
             kit.chain.store(),
             kit.chain.height() + 1,
             NOW + 60,

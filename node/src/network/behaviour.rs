@@ -5,20 +5,23 @@
 //! [`build_swarm`] is public so that tests can stand up a peer that speaks exactly the
 //! node's protocols.
 
+use super::NetworkError;
 use super::codec::SyncCodec;
 use super::protocol::{self, Topics};
 use cairn_core::ChainParams;
+use futures::StreamExt;
 use libp2p::gossipsub::{
     self, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds, TopicScoreParams,
     ValidationMode,
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
-use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
 use libp2p::{
-    Swarm, allow_block_list, connection_limits, identify, mdns, noise, ping, request_response, tcp,
-    yamux,
+    Multiaddr, Swarm, allow_block_list, connection_limits, identify, mdns, noise, ping,
+    request_response, tcp, yamux,
 };
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Most established connections in total (Bitcoin Core's 125).
@@ -255,4 +258,50 @@ pub fn build_swarm(
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
     Ok(swarm)
+}
+
+/// Starts listening on every address of `listen` and waits (up to `timeout`) until each
+/// is bound; returns the addresses actually listened on (ports resolved).
+pub(crate) async fn listen(
+    swarm: &mut Swarm<Behaviour>,
+    listen: &[Multiaddr],
+    timeout: Duration,
+) -> Result<Vec<Multiaddr>, NetworkError> {
+    let mut listeners = HashSet::new();
+    for addr in listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        listeners.insert(id);
+    }
+    let mut listen_addrs = Vec::new();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    while !listeners.is_empty() {
+        tokio::select! {
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { listener_id, address } => {
+                    listeners.remove(&listener_id);
+                    listen_addrs.push(address);
+                }
+                SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+                    return Err(NetworkError::Listen {
+                        addr: format!("{addresses:?}"),
+                        reason: match reason { Ok(()) => "closed".into(), Err(e) => e.to_string() },
+                    });
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetworkError::Listen { addr: format!("{listen:?}"), reason: error.to_string() });
+                }
+                _ => {}
+            },
+            _ = &mut deadline => {
+                return Err(NetworkError::Listen { addr: format!("{listen:?}"), reason: "no address after 10 s".into() });
+            }
+        }
+    }
+    Ok(listen_addrs)
 }

@@ -16,7 +16,7 @@
 use super::peers::Offense;
 use crate::chain_task::{ChainHandle, Origin, unix_now};
 use crate::mempool::MempoolError;
-use cairn_core::{Block, BlockError, ImportOutcome, Transaction, TxError, encoding};
+use cairn_core::{Block, BlockError, ImportOutcome, Transaction, encoding};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::mpsc;
@@ -96,35 +96,11 @@ pub fn classify_block_error(error: &BlockError) -> (MessageAcceptance, Option<Of
     }
 }
 
-/// Whether a transaction error proves the sender dishonest or broken: a context-free rule
-/// or a signature. Rules that depend on our view of the chain (missing inputs, maturity,
-/// lock height, amounts of coins) are not verdicts on the sender.
-pub fn tx_error_is_misbehavior(error: &TxError) -> bool {
-    match error {
-        TxError::Version(_)
-        | TxError::NoOutputs
-        | TxError::ZeroOutput(_)
-        | TxError::OutputTooLarge { .. }
-        | TxError::OutputTotalTooLarge
-        | TxError::DuplicateInput(_)
-        | TxError::DataTooLong(_)
-        | TxError::TooLarge { .. }
-        | TxError::UnexpectedCoinbase
-        | TxError::WrongKey { .. }
-        | TxError::BadSignature { .. } => true,
-        TxError::MissingOrSpent(_)
-        | TxError::PrematureCoinbaseSpend { .. }
-        | TxError::InputTotalOverflow
-        | TxError::InputsBelowOutputs { .. }
-        | TxError::NonFinal { .. } => false,
-    }
-}
-
 /// The verdict on a transaction given the mempool's answer.
 pub fn classify_tx(result: &Result<(), MempoolError>) -> (MessageAcceptance, Option<Offense>) {
     match result {
         Ok(()) => (MessageAcceptance::Accept, None),
-        Err(MempoolError::Tx(e)) if tx_error_is_misbehavior(e) => (
+        Err(MempoolError::Tx(e)) if e.is_misbehavior() => (
             MessageAcceptance::Reject,
             Some(Offense::Consensus(format!("{} ({e})", e.reject_reason()))),
         ),
@@ -259,7 +235,7 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::{BlockHash, MerkleRoot, OutPoint, Txid};
+    use cairn_core::{BlockHash, MerkleRoot, OutPoint, TxError, Txid};
 
     #[test]
     fn blocks_are_classified_as_the_brief_says() {
@@ -330,10 +306,13 @@ mod tests {
             classify_tx(&Err(MempoolError::Tx(TxError::WrongKey { index: 0 })));
         assert_eq!(acceptance, MessageAcceptance::Reject);
         assert!(matches!(offense, Some(Offense::Consensus(_))));
-        assert!(tx_error_is_misbehavior(&TxError::DuplicateInput(outpoint)));
-        assert!(!tx_error_is_misbehavior(&TxError::NonFinal {
-            lock_height: 5,
-            height: 1
-        }));
+        assert!(TxError::DuplicateInput(outpoint).is_misbehavior());
+        assert!(
+            !TxError::NonFinal {
+                lock_height: 5,
+                height: 1
+            }
+            .is_misbehavior()
+        );
     }
 }

@@ -4,24 +4,36 @@
 //! - [`codec`]: bounded framing of the sync protocol.
 //! - [`behaviour`]: the libp2p behaviour and swarm.
 //! - [`event_loop`]: the one task that owns the swarm (STYLE §4); everyone else holds a
-//!   cloneable [`NetworkHandle`].
+//!   cloneable [`NetworkHandle`] whose commands it carries out. It dispatches to:
+//!   - `connections`: the peers connected now;
+//!   - `handshake`: the status exchange;
+//!   - `sync_server`: answers to peers' sync requests; `requests`: the ones we send;
+//!   - `relay`: gossip between the swarm and the validator, and what we publish;
+//!   - `scoring`: misbehaviour and bans ([`ban_store`] keeps them on disk);
+//!   - `discovery`: static peers, Identify, Kademlia, mDNS.
 //! - [`gossip`]: validation of gossiped blocks and transactions before they are forwarded.
 //! - [`sync`]: headers-first catch-up.
-//! - [`peers`]: misbehaviour scores, bans, static peers, rate limits.
-//! - [`rpc`]: `getpeerinfo`, `addnode`, `disconnectnode`, `setban`, `listbanned`,
-//!   `setnetworkactive`.
+//! - [`peers`]: misbehaviour scores, bans, static peers, rate limits (pure data).
 //!
 //! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
 
+pub mod ban_store;
 pub mod behaviour;
 pub mod codec;
+mod commands;
+mod connections;
+mod discovery;
 pub mod event_loop;
 pub mod gossip;
+mod handshake;
 pub mod identity;
 pub mod peers;
 pub mod protocol;
-pub mod rpc;
+mod relay;
+mod requests;
+mod scoring;
 pub mod sync;
+mod sync_server;
 
 use crate::chain_task::ChainHandle;
 use libp2p::{Multiaddr, PeerId};
@@ -371,18 +383,17 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
         .map(|s| parse_multiaddr(s))
         .collect::<Result<_, _>>()?;
     let key = identity::load_or_create(&identity::key_path(&config.datadir))?;
-    let bans = peers::BanList::load(
-        &config.datadir.join("banlist.json"),
-        crate::chain_task::unix_now(),
-    )
-    .map_err(NetworkError::BanList)?;
+    let ban_path = config.datadir.join("banlist.json");
+    let bans =
+        ban_store::load(&ban_path, crate::chain_task::unix_now()).map_err(NetworkError::BanList)?;
+    let scoring = scoring::Scoring::new(bans, ban_store::BanStore::spawn(ban_path));
     event_loop::spawn(
         key,
         chain,
         listen,
         static_peers,
         config.mdns,
-        bans,
+        scoring,
         LISTEN_TIMEOUT,
     )
     .await

@@ -1,12 +1,11 @@
-//! Bookkeeping about peers that outlives a connection: misbehaviour scores, bans (kept in
-//! `DATADIR/banlist.json` across restarts), static peers with their redial backoff, and
-//! the rate limits applied per peer. Pure data structures, clocks passed in, so every rule
-//! here is unit-tested without a network.
+//! Bookkeeping about peers that outlives a connection: misbehaviour scores, bans, static
+//! peers with their redial backoff, and the rate limits applied per peer. Pure data
+//! structures, clocks passed in, no files: every rule here is unit-tested without a
+//! network or a disk ([`super::ban_store`] keeps the ban list in `DATADIR/banlist.json`).
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Misbehaviour points at which a peer is banned (Bitcoin Core's 100).
@@ -93,37 +92,23 @@ mod peer_id_string {
     }
 }
 
-/// The ban list, persisted as JSON so bans survive a restart (like Core's `banlist.json`).
+/// The ban list: who is banned until when, and why. [`super::ban_store`] persists it as
+/// JSON so bans survive a restart (like Core's `banlist.json`).
 #[derive(Debug, Default)]
 pub struct BanList {
     bans: HashMap<PeerId, Ban>,
-    path: Option<PathBuf>,
 }
 
 impl BanList {
-    /// Loads the ban list at `path` (missing file = empty list), dropping expired bans.
-    pub fn load(path: &Path, now: u64) -> Result<BanList, String> {
-        let mut list = BanList {
-            bans: HashMap::new(),
-            path: Some(path.to_path_buf()),
-        };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let bans: Vec<Ban> = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("ban list {} is not valid JSON: {e}", path.display()))?;
-                for ban in bans.into_iter().filter(|b| b.banned_until > now) {
-                    list.bans.insert(ban.peer_id, ban);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("reading ban list {}: {e}", path.display())),
+    /// A list of `bans`, dropping those that ended at `now`.
+    pub fn new(bans: Vec<Ban>, now: u64) -> BanList {
+        BanList {
+            bans: bans
+                .into_iter()
+                .filter(|b| b.banned_until > now)
+                .map(|b| (b.peer_id, b))
+                .collect(),
         }
-        Ok(list)
-    }
-
-    /// An empty list that is never written to disk (tests).
-    pub fn in_memory() -> BanList {
-        BanList::default()
     }
 
     /// Bans `peer` until `now + duration` (replacing any earlier ban of it).
@@ -135,17 +120,12 @@ impl BanList {
             reason,
         };
         self.bans.insert(peer, ban);
-        self.save();
         &self.bans[&peer]
     }
 
     /// Lifts the ban of `peer`; whether it was banned.
     pub fn unban(&mut self, peer: &PeerId) -> bool {
-        let removed = self.bans.remove(peer).is_some();
-        if removed {
-            self.save();
-        }
-        removed
+        self.bans.remove(peer).is_some()
     }
 
     /// Whether `peer` is banned at `now`.
@@ -164,9 +144,6 @@ impl BanList {
         for peer in &ended {
             self.bans.remove(peer);
         }
-        if !ended.is_empty() {
-            self.save();
-        }
         ended
     }
 
@@ -179,15 +156,6 @@ impl BanList {
                 .then(a.peer_id.cmp(&b.peer_id))
         });
         bans
-    }
-
-    fn save(&self) {
-        let Some(path) = &self.path else { return };
-        let json = serde_json::to_vec_pretty(&self.list()).expect("bans always serialise");
-        let tmp = path.with_extension("json.tmp");
-        if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)) {
-            tracing::warn!("writing the ban list {}: {e}", path.display());
-        }
     }
 }
 
@@ -390,10 +358,8 @@ mod tests {
     }
 
     #[test]
-    fn bans_expire_and_persist() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("banlist.json");
-        let mut list = BanList::load(&path, 1000).unwrap();
+    fn bans_expire_and_are_lifted() {
+        let mut list = BanList::default();
         let (a, b) = (peer(), peer());
         list.ban(a, Duration::from_secs(10), "short".into(), 1000);
         list.ban(b, DEFAULT_BAN_DURATION, "manually banned".into(), 1000);
@@ -401,22 +367,17 @@ mod tests {
         assert!(!list.is_banned(&a, 1010));
         assert_eq!(list.list()[0].peer_id, a);
 
-        let reloaded = BanList::load(&path, 1005).unwrap();
-        assert_eq!(reloaded.list().len(), 2);
-        let reloaded = BanList::load(&path, 1011).unwrap();
-        assert_eq!(reloaded.list().len(), 1, "expired bans are dropped on load");
+        assert_eq!(BanList::new(list.list(), 1005).list().len(), 2);
+        assert_eq!(
+            BanList::new(list.list(), 1011).list().len(),
+            1,
+            "bans that ended are dropped when a list is rebuilt"
+        );
 
         assert_eq!(list.expire(1010), vec![a]);
         assert!(list.unban(&b));
         assert!(!list.unban(&b));
-        assert!(BanList::load(&path, 1011).unwrap().list().is_empty());
-
-        std::fs::write(&path, b"not json").unwrap();
-        assert!(
-            BanList::load(&path, 0)
-                .unwrap_err()
-                .contains("not valid JSON")
-        );
+        assert!(list.list().is_empty());
     }
 
     #[test]

@@ -4,4 +4,5 @@ mod harness;
 mod node;
 mod p2p;
 mod testnet;
+mod utxo_scan;
 mod wallet;

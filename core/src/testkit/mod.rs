@@ -1,6 +1,8 @@
-//! Builders for valid chains, shared by this crate's tests, the node's store conformance
-//! test and other crates' tests (feature `testkit`). Blocks are mined for real, at the
-//! regtest difficulty.
+//! Builders for valid chains, shared by this crate's tests and other crates' tests (feature
+//! `testkit`), and the [`store_conformance`] suite every store must pass. Blocks are mined
+//! for real, at the regtest difficulty.
+
+pub mod store_conformance;
 
 use crate::amount::Amount;
 use crate::block::Block;
@@ -8,8 +10,9 @@ use crate::chain::{ChainState, ImportOutcome};
 use crate::hash::BlockHash;
 use crate::keys::SecretKey;
 use crate::params::{ChainParams, dev_secret_key};
-use crate::store::{Coin, MemoryStore};
+use crate::store::MemoryStore;
 use crate::tx::{OutPoint, Transaction, TxIn, TxOut};
+use crate::utxo::Coin;
 use crate::validation::check_proof_of_work;
 
 /// Grinds the nonce until the header meets its own target.

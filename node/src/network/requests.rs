@@ -1,0 +1,109 @@
+//! The sync requests we send: our status (the handshake) and those the sync task makes
+//! through [`super::NetworkHandle::request`]. Each is remembered until its answer or its
+//! failure arrives, which then goes where the request came from.
+
+use super::RequestError;
+use super::behaviour::Behaviour;
+use super::codec::is_protocol_violation;
+use super::peers::Offense;
+use super::protocol::{Status, SyncRequest, SyncResponse};
+use libp2p::request_response::{OutboundFailure, OutboundRequestId};
+use libp2p::{PeerId, Swarm};
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+
+/// Where an answer goes.
+type Reply = oneshot::Sender<Result<SyncResponse, RequestError>>;
+
+/// What an outbound request is for.
+enum Pending {
+    /// Our status, sent on connect and periodically.
+    Status,
+    /// A request from a [`super::NetworkHandle`] (the sync task).
+    External(Reply),
+}
+
+/// Requests in flight.
+#[derive(Default)]
+pub(super) struct Requests {
+    pending: HashMap<OutboundRequestId, Pending>,
+}
+
+impl Requests {
+    /// Sends our status to `peer`; its answer is its status.
+    pub(super) fn send_status(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        status: Status,
+    ) {
+        let request = Ok(SyncRequest::Status(status));
+        let id = swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.pending.insert(id, Pending::Status);
+    }
+
+    /// Sends a request of the sync task; the answer goes to `reply`.
+    pub(super) fn send(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        request: SyncRequest,
+        reply: Reply,
+    ) {
+        if !swarm.is_connected(&peer) {
+            let _ = reply.send(Err(RequestError::Failed(format!(
+                "peer {peer} is not connected"
+            ))));
+            return;
+        }
+        let id = swarm.behaviour_mut().sync.send_request(&peer, Ok(request));
+        self.pending.insert(id, Pending::External(reply));
+    }
+
+    /// An answer arrived. The answer to our status is returned (the peer's status, or the
+    /// offense of answering something else); others go to whoever asked.
+    pub(super) fn on_response(
+        &mut self,
+        id: OutboundRequestId,
+        response: SyncResponse,
+    ) -> Option<Result<Status, Offense>> {
+        match self.pending.remove(&id)? {
+            Pending::Status => match response {
+                SyncResponse::Status(status) => Some(Ok(status)),
+                other => Some(Err(Offense::BadResponse(format!(
+                    "{} in answer to status",
+                    other.kind()
+                )))),
+            },
+            Pending::External(reply) => {
+                let _ = reply.send(Ok(response));
+                None
+            }
+        }
+    }
+
+    /// A request failed; the offense, if the peer broke the protocol.
+    pub(super) fn on_failure(
+        &mut self,
+        peer: PeerId,
+        id: OutboundRequestId,
+        error: OutboundFailure,
+    ) -> Option<Offense> {
+        let violation = matches!(&error, OutboundFailure::Io(e) if is_protocol_violation(e));
+        let message = error.to_string();
+        match self.pending.remove(&id) {
+            Some(Pending::External(reply)) => {
+                let error = match error {
+                    OutboundFailure::Timeout => RequestError::Timeout,
+                    other => RequestError::Failed(other.to_string()),
+                };
+                let _ = reply.send(Err(error));
+            }
+            Some(Pending::Status) => {
+                tracing::debug!(%peer, "status request failed: {message}")
+            }
+            None => {}
+        }
+        violation.then_some(Offense::Malformed(message))
+    }
+}
