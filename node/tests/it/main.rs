@@ -1,6 +1,7 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
 mod harness;
+mod hashrate;
 mod node;
 mod p2p;
 mod testnet;
