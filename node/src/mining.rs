@@ -66,6 +66,9 @@ struct Shared {
     wake: Condvar,
     searches: Mutex<Vec<CancelToken>>,
     shutdown: AtomicBool,
+    /// Coinbase tag of the next search. It starts at a random value: nodes paying the same
+    /// address (a testnet's default) would otherwise build identical templates in the same
+    /// second and sweep the same nonces, so N capped nodes would find blocks no faster than one.
     extranonce: AtomicU64,
     /// The cap of continuous and interval mining; it also counts their hashes, live.
     throttle: Throttle,
@@ -103,7 +106,7 @@ impl MiningHandle {
             wake: Condvar::new(),
             searches: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
-            extranonce: AtomicU64::new(0),
+            extranonce: AtomicU64::new(random_tag()),
             throttle: Throttle::new(hashrate),
             generated_hashes: AtomicU64::new(0),
             epoch: Mutex::new((Instant::now(), 0)),
@@ -266,6 +269,19 @@ impl MiningHandle {
         }
         self.cancel_searches();
         self.shared.wake.notify_all();
+    }
+}
+
+/// A random starting coinbase tag (zero if the OS has no randomness: still correct, only
+/// no longer independent of other nodes paying the same address).
+fn random_tag() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(e) => {
+            tracing::warn!("no randomness for the coinbase tag: {e}");
+            0
+        }
     }
 }
 

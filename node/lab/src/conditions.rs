@@ -153,12 +153,17 @@ impl Conditions {
             .flatten()
             .try_fold(0u64, |sum, r| sum.checked_add(*r));
         let total = total.context("the --hashrate rates add up to more than 2^64 H/s")?;
-        let config = interval_genesis(&base.config, total, secs)?;
         let path = dir.join(GENESIS_FILE);
-        if let Ok(existing) = std::fs::read_to_string(&path)
-            && ChainParams::from_json(&existing).map(|p| p.config).ok() != Some(config.clone())
-            && dir.join("node0").exists()
-        {
+        let existing = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| ChainParams::from_json(&text).ok());
+        // A resumed testnet keeps its genesis time, hence its genesis block.
+        let genesis_time = match &existing {
+            Some(params) => params.config.genesis_time,
+            None => now_secs(),
+        };
+        let config = interval_genesis(&base.config, total, secs, genesis_time)?;
+        if existing.is_some_and(|params| params.config != config) && dir.join("node0").exists() {
             bail!(
                 "{} holds the network of this testnet's chains, and --hashrate/--target-interval \
                  now ask for another; `down` it and remove {} to start over",
@@ -168,6 +173,13 @@ impl Conditions {
         }
         Ok(Some(write_genesis(dir, &config)?))
     }
+}
+
+/// Seconds since the Unix epoch, now (the lab may read the clock; consensus code may not).
+fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
 /// `cairn testnet hashrate NAME RATE`: changes a node's cap live (`sethashrate`), which also
@@ -285,6 +297,11 @@ mod tests {
             .work()
             .as_f64();
         assert!((per_block / 800_000.0 - 1.0).abs() < 0.01, "{per_block}");
+        let age = i64::from(now_secs()) - i64::from(params.config.genesis_time);
+        assert!(
+            (0..60).contains(&age),
+            "the genesis is made now, not {age} s ago"
+        );
         std::fs::create_dir(dir.path().join("node0")).unwrap();
         assert!(
             conditions

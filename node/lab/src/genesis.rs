@@ -6,7 +6,10 @@
 //! T = 2^256 / (R · S) − 1. The compact encoding keeps 23 bits of it (a relative error below
 //! 2^-15). Everything else comes from the base network (the embedded dev network or
 //! `--genesis`), with `block_interval_secs` set to S so retargeting keeps aiming at S as the
-//! dev network's retargeting does at its interval.
+//! dev network's retargeting does at its interval, and with the genesis time set to when the
+//! testnet is made: the first retarget window is measured from the genesis block, and a
+//! genesis months old would make it look slow and ease the difficulty fourfold at block
+//! `retarget_window`.
 
 use cairn_core::params::GenesisConfig;
 use cairn_core::{ChainParams, CompactTarget, Target};
@@ -76,11 +79,13 @@ pub fn target_for_interval(total_rate: u64, secs: u32) -> Result<Target, Genesis
     Ok(Target(floor.saturating_sub(U256::from(1u8))))
 }
 
-/// `base` with an initial target for `total_rate` H/s and one block every `secs` seconds.
+/// `base` with an initial target for `total_rate` H/s, one block every `secs` seconds, and
+/// `genesis_time` (Unix seconds; the time the testnet is made, see the module docs).
 pub fn interval_genesis(
     base: &GenesisConfig,
     total_rate: u64,
     secs: u32,
+    genesis_time: u32,
 ) -> Result<GenesisConfig, GenesisError> {
     let target = target_for_interval(total_rate, secs)?;
     let bits = target.to_compact();
@@ -97,6 +102,7 @@ pub fn interval_genesis(
     let mut config = base.clone();
     config.initial_bits = bits_hex(bits);
     config.block_interval_secs = secs;
+    config.genesis_time = genesis_time;
     ChainParams::from_config(config.clone())?;
     Ok(config)
 }
@@ -142,7 +148,7 @@ mod tests {
             (1 << 20, 4),
             (7, 1),
         ] {
-            let config = interval_genesis(&base, rate, secs).unwrap();
+            let config = interval_genesis(&base, rate, secs, 1_800_000_000).unwrap();
             let expected = rate as f64 * f64::from(secs);
             let got = hashes_per_block(&config.initial_bits);
             let error = (got - expected).abs() / expected;
@@ -151,6 +157,7 @@ mod tests {
                 "{rate} H/s × {secs} s: {got} hashes per block, wanted {expected}"
             );
             assert_eq!(config.block_interval_secs, secs);
+            assert_eq!(config.genesis_time, 1_800_000_000);
             assert_eq!(config.retarget_window, base.retarget_window);
             assert_eq!(config.difficulty_adjustment, base.difficulty_adjustment);
             assert_eq!(config.dev_accounts, base.dev_accounts);
@@ -174,14 +181,14 @@ mod tests {
     fn impossible_intervals_are_refused_with_a_reason() {
         let base = ChainParams::devnet().config;
         assert!(matches!(
-            interval_genesis(&base, 0, 5),
+            interval_genesis(&base, 0, 5, 0),
             Err(GenesisError::NoHashPower)
         ));
         assert!(matches!(
-            interval_genesis(&base, 1000, 0),
+            interval_genesis(&base, 1000, 0, 0),
             Err(GenesisError::ZeroInterval)
         ));
-        let err = interval_genesis(&base, 1, 1).unwrap_err();
+        let err = interval_genesis(&base, 1, 1, 0).unwrap_err();
         assert!(matches!(err, GenesisError::BelowPowLimit { .. }), "{err}");
         assert!(err.to_string().contains("raise --hashrate"), "{err}");
     }
@@ -189,7 +196,8 @@ mod tests {
     #[test]
     fn the_file_is_a_loadable_genesis() {
         let dir = tempfile::tempdir().unwrap();
-        let config = interval_genesis(&ChainParams::devnet().config, 400_000, 3).unwrap();
+        let config =
+            interval_genesis(&ChainParams::devnet().config, 400_000, 3, 1_800_000_000).unwrap();
         let path = write_genesis(dir.path(), &config).unwrap();
         let loaded = ChainParams::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(loaded.config, config);

@@ -270,7 +270,14 @@ fn testnet_up_sets_rates_interval_and_a_line_topology_that_eclipse_and_heal_resp
 fn two_nodes_capped_at_3_to_1_mine_blocks_3_to_1() {
     let tmp = tempfile::tempdir().unwrap();
     let base = ChainParams::devnet().config;
-    let genesis = genesis_file(tmp.path(), &interval_genesis(&base, 400_000, 1).unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let genesis = genesis_file(
+        tmp.path(),
+        &interval_genesis(&base, 400_000, 1, now).unwrap(),
+    );
     let payee = |i: usize| base.dev_accounts[i].address.clone();
     let fast = Node::start(NodeOpts {
         extra_args: ["--hashrate", "300k", "--miner-address", &payee(1)]
