@@ -56,6 +56,9 @@ pub struct NodeArgs {
     /// Mine one block every SECS seconds instead of continuously (like anvil's --block-time)
     #[arg(long, value_name = "SECS")]
     pub block_time: Option<u64>,
+    /// Mine at most RATE hashes per second (e.g. 250k, 1.5M; 0 hashes nothing); implies --mine
+    #[arg(long, value_name = "RATE", value_parser = hashrate_arg)]
+    pub hashrate: Option<u64>,
     /// Discover peers on the local network with mDNS
     #[arg(long)]
     pub mdns: bool,
@@ -82,10 +85,24 @@ struct FileConfig {
     miner_address: Option<String>,
     threads: Option<usize>,
     block_time: Option<u64>,
+    hashrate: Option<FileHashRate>,
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
+}
+
+/// `hashrate` in `cairn.toml`: `hashrate = "250k"` or `hashrate = 250000`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileHashRate {
+    Number(u64),
+    Text(String),
+}
+
+/// Parses `--hashrate` for clap (a bad value is a usage error, exit 2).
+fn hashrate_arg(text: &str) -> Result<u64, String> {
+    cairn_miner::parse_hashrate(text).map_err(|e| e.to_string())
 }
 
 /// Resolved settings.
@@ -111,6 +128,8 @@ pub struct NodeConfig {
     pub threads: usize,
     /// Interval mining.
     pub block_time: Option<u64>,
+    /// Hash-rate cap in hashes per second (`None`: as fast as the threads go).
+    pub hashrate: Option<u64>,
     /// mDNS discovery.
     pub mdns: bool,
     /// Log format.
@@ -171,6 +190,21 @@ impl NodeConfig {
         if args.block_time.or(file.block_time) == Some(0) {
             bail!("--block-time must be at least 1 second");
         }
+        let hashrate = match (args.hashrate, file.hashrate) {
+            (Some(rate), _) => Some(rate),
+            (None, Some(FileHashRate::Number(rate))) => Some(rate),
+            (None, Some(FileHashRate::Text(text))) => Some(
+                cairn_miner::parse_hashrate(&text)
+                    .with_context(|| format!("hashrate in {}", toml_path.display()))?,
+            ),
+            (None, None) => None,
+        };
+        if hashrate.is_some_and(|rate| rate > cairn_miner::rate::MAX_HASHRATE) {
+            bail!(
+                "hashrate in {} is above 1e15 hashes per second",
+                toml_path.display()
+            );
+        }
         let listen = if !args.listen.is_empty() {
             args.listen
         } else {
@@ -191,10 +225,12 @@ impl NodeConfig {
                 .rpc_addr
                 .or(file.rpc_addr)
                 .unwrap_or_else(|| DEFAULT_RPC_ADDR.parse().expect("valid default")),
-            mine: args.mine || file.mine.unwrap_or(false),
+            // A hash-rate cap only means something while mining: `--hashrate` implies it.
+            mine: args.mine || file.mine.unwrap_or(false) || hashrate.is_some(),
             miner_address,
             threads,
             block_time: args.block_time.or(file.block_time),
+            hashrate,
             mdns: args.mdns || file.mdns.unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             strategy: args.strategy.or(file.strategy).unwrap_or_default(),
@@ -228,6 +264,34 @@ mod tests {
             config.miner_address,
             ChainParams::devnet().config.dev_accounts[0].address
         );
+    }
+
+    #[test]
+    fn hashrate_comes_from_the_flag_or_the_file_and_implies_mining() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |toml: &str, flag: Option<u64>| {
+            std::fs::write(dir.path().join("cairn.toml"), toml).unwrap();
+            NodeConfig::resolve(NodeArgs {
+                datadir: Some(dir.path().into()),
+                hashrate: flag,
+                ..Default::default()
+            })
+        };
+        let config = resolve("", None).unwrap();
+        assert_eq!((config.hashrate, config.mine), (None, false));
+        let config = resolve("hashrate = \"1.5M\"\n", None).unwrap();
+        assert_eq!((config.hashrate, config.mine), (Some(1_500_000), true));
+        let config = resolve("hashrate = 2000\n", None).unwrap();
+        assert_eq!(config.hashrate, Some(2000));
+        let config = resolve("hashrate = \"1.5M\"\n", Some(0)).unwrap();
+        assert_eq!((config.hashrate, config.mine), (Some(0), true));
+        let err = format!("{:#}", resolve("hashrate = \"fast\"\n", None).unwrap_err());
+        assert!(
+            err.contains("cairn.toml") && err.contains("\"fast\""),
+            "{err}"
+        );
+        assert_eq!(hashrate_arg("250k"), Ok(250_000));
+        assert!(hashrate_arg("250x").unwrap_err().contains("suffixes"));
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
         config.mine,
         config.threads,
         config.block_time,
+        config.hashrate,
     );
 
     let ctx = Arc::new(rpc::RpcContext {

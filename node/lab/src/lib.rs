@@ -11,8 +11,13 @@
 //! network; it uses `cairn-core` only for chain parameters, encoding and keys, and the
 //! wallet for signing.
 
-pub mod links;
+pub mod conditions;
 pub mod experiment;
+pub mod genesis;
+pub mod links;
+pub mod partition;
+pub mod peering;
 pub mod testnet;
 pub mod theory;
+pub mod topology;
 pub mod view;

@@ -1,18 +1,23 @@
 //! `cairn testnet`: a local multi-node network in one directory.
 //!
 //! `up` starts N real `cairn node` processes in the background, each with `DIR/nodeK/` as
-//! datadir, RPC and P2P on 127.0.0.1 (OS-chosen ports unless `--port-base`), connected in a
-//! full mesh; it waits until every node has all its peers, imports dev key K into node K's
-//! wallet and writes `DIR/devnet.json`. `partition` bans peers across groups (both
-//! directions) until `heal`; `down` stops every node of DIR cleanly.
+//! datadir, RPC and P2P on 127.0.0.1 (OS-chosen ports unless `--port-base`), connected as
+//! `--topology` says (a full mesh by default, see [`crate::topology`]); it waits until every
+//! node has exactly its peers, imports dev key K into node K's wallet and writes
+//! `DIR/devnet.json`. `--hashrate` caps the nodes' mining and `--target-interval` makes a
+//! genesis for the total ([`crate::conditions`]). `partition`, `eclipse` and `heal` live in
+//! [`crate::partition`]; `down` stops every node of DIR cleanly.
 //!
 //! Decisions (documented in the README): `--mine` makes every node mine continuously with
 //! one thread (forks then happen naturally); `--block-time S` makes node0 alone mine one
 //! block every S seconds (predictable, like anvil). Running `up` on a DIR whose nodes were
 //! stopped restarts them on their existing chains.
 
+use crate::conditions::Conditions;
+use crate::topology::neighbours;
 use anyhow::{Context, bail};
 use cairn_core::ChainParams;
+use cairn_miner::format_hashrate;
 use cairn_rpc::{DevKey, Devnet, DevnetNode, NodeInfo, RpcClient};
 use cairn_wallet::cli::load_params;
 use clap::{Args, Subcommand};
@@ -25,10 +30,6 @@ use std::time::{Duration, Instant};
 
 /// How long a node may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long the mesh (or a partition/heal) may take to form.
-const MESH_TIMEOUT: Duration = Duration::from_secs(60);
-/// A partition lasts until `heal`; bans need a duration, so use ten years.
-const PARTITION_BAN_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// Arguments of `cairn testnet`.
 #[derive(Debug, Args)]
@@ -64,16 +65,38 @@ pub enum TestnetCommand {
         /// Shape every link with this added one-way delay (see `link`)
         #[arg(long, value_name = "MS")]
         latency: Option<f64>,
+        /// Hash power and topology
+        #[command(flatten)]
+        conditions: Conditions,
     },
     /// Show every node's height, tip, peers, mempool and mining state
     Status,
-    /// Split the network: `partition node0,node1 node2`
+    /// Split the network: `partition node0,node1 node2`, or cut one link: `--one-way A B`
     Partition {
-        /// Groups of comma-separated node names; every node in exactly one group
+        /// Close the direct link A–B from B's side only (B refuses A; see the README)
+        #[arg(long)]
+        one_way: bool,
+        /// Groups of comma-separated node names, every node in exactly one group (with
+        /// --one-way: the two nodes A B)
         #[arg(required = true, num_args = 2..)]
         groups: Vec<String>,
     },
-    /// Undo a partition and reconnect the full mesh
+    /// Replace every peer of NAME by one node
+    Eclipse {
+        /// The node to eclipse
+        name: String,
+        /// Its only peer [default: the next node]
+        #[arg(long, value_name = "NODE")]
+        by: Option<String>,
+    },
+    /// Change a node's hash-rate cap live (0 stops its hashing)
+    Hashrate {
+        /// The node
+        name: String,
+        /// Hashes per second (250k, 1.5M, 0)
+        rate: String,
+    },
+    /// Undo partitions, one-way cuts and eclipses and restore the topology
     Heal,
     /// Shape the link between two nodes (both directions unless --one-way), replacing its
     /// previous shaping: delay, jitter, loss of blocks and transactions, a bandwidth cap
@@ -144,14 +167,25 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
             genesis,
             port_base,
             latency,
+            conditions,
         } => {
             let links = crate::links::previous(&dir);
-            up(&dir, n, mine, block_time, genesis, port_base)?;
+            up(&dir, n, mine, block_time, genesis, port_base, &conditions)?;
             crate::links::after_up(&dir, links, latency)
         }
         TestnetCommand::Status => status(&dir),
-        TestnetCommand::Partition { groups } => partition(&dir, &groups),
-        TestnetCommand::Heal => heal(&dir),
+        TestnetCommand::Partition {
+            one_way: true,
+            groups,
+        } => crate::partition::one_way(&dir, &groups),
+        TestnetCommand::Partition { groups, .. } => crate::partition::partition(&dir, &groups),
+        TestnetCommand::Eclipse { name, by } => {
+            crate::partition::eclipse(&dir, &name, by.as_deref())
+        }
+        TestnetCommand::Hashrate { name, rate } => {
+            crate::conditions::set_hashrate(&dir, &name, &rate)
+        }
+        TestnetCommand::Heal => crate::partition::heal(&dir),
         TestnetCommand::Link(args) => crate::links::link(&dir, &args),
         TestnetCommand::Down => down(&dir),
         TestnetCommand::View(args) => crate::view::run(&dir, args),
@@ -180,10 +214,13 @@ pub fn up(
     block_time: Option<u64>,
     genesis: Option<PathBuf>,
     port_base: Option<u16>,
+    conditions: &Conditions,
 ) -> anyhow::Result<Devnet> {
     if n == 0 || n > 32 {
         bail!("-n must be between 1 and 32");
     }
+    let names: Vec<String> = (0..n).map(|k| format!("node{k}")).collect();
+    let resolved = conditions.resolve(&names)?;
     if dir.join("devnet.json").exists() {
         if let Ok(existing) = Devnet::read(dir) {
             let running: Vec<&str> = existing
@@ -206,7 +243,7 @@ pub fn up(
             .with_context(|| format!("reading {}", dir.display()))?
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| !name.starts_with("node"))
+            .filter(|name| !name.starts_with("node") && name != crate::genesis::GENESIS_FILE)
             .collect();
         if !foreign.is_empty() {
             bail!(
@@ -219,7 +256,7 @@ pub fn up(
     let genesis = genesis
         .map(|g| std::fs::canonicalize(&g).with_context(|| format!("genesis file {}", g.display())))
         .transpose()?;
-    let params: ChainParams = load_params(genesis.as_deref())?;
+    let mut params: ChainParams = load_params(genesis.as_deref())?;
     if let Some(base) = port_base {
         for k in 0..n as u16 {
             check_port_free(base + 2 * k)?;
@@ -228,11 +265,17 @@ pub fn up(
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let genesis = match conditions.interval_genesis(&dir, &params, &resolved.rates)? {
+        Some(path) => {
+            params = load_params(Some(&path))?;
+            Some(path)
+        }
+        None => genesis,
+    };
     let exe = std::env::current_exe().context("finding the cairn binary")?;
 
     let mut nodes: Vec<DevnetNode> = Vec::with_capacity(n);
-    for k in 0..n {
-        let name = format!("node{k}");
+    for (k, name) in names.iter().cloned().enumerate() {
         let bar = spinner(format!("starting {name}"));
         let datadir = dir.join(&name);
         std::fs::create_dir_all(&datadir)
@@ -260,7 +303,11 @@ pub fn up(
         } else if let (Some(secs), 0) = (block_time, k) {
             cmd.args(["--mine", "--block-time", &secs.to_string()]);
         }
-        for earlier in &nodes {
+        if let Some(rate) = resolved.rates[k] {
+            cmd.args(["--hashrate", &rate.to_string()]);
+        }
+        let peers = neighbours(&resolved.links, k);
+        for earlier in peers.iter().filter_map(|&j| nodes.get(j)) {
             cmd.arg("--peer").arg(&earlier.p2p);
         }
         let log = std::fs::OpenOptions::new()
@@ -322,6 +369,8 @@ pub fn up(
             peer_id: info.peer_id,
             pid,
             metrics_url: info.metrics.map(|addr| format!("http://{addr}/metrics")),
+            hashrate: resolved.rates[k],
+            peers: Some(peers.iter().map(|&j| names[j].clone()).collect()),
         });
     }
 
@@ -340,19 +389,26 @@ pub fn up(
         genesis,
         partition: Vec::new(),
         links: Vec::new(),
-        mining: if mine {
+        mining: if mine || resolved.rates.iter().any(Option::is_some) {
             "continuous".into()
         } else if let Some(secs) = block_time {
             format!("interval:{secs}")
         } else {
             "off".into()
         },
+        topology: Some(resolved.topology.to_string()),
+        seed: resolved.seed,
+        ..Default::default()
     };
     devnet.write(&dir)?;
     write_scrape_config(&dir, &devnet)?;
-    let bar = spinner(format!("waiting for the full mesh of {n} nodes"));
-    wait_for_mesh(&devnet, &all_pairs(&devnet))?;
-    bar.finish_with_message(format!("full mesh: every node has {} peers", n - 1));
+    let bar = spinner(format!("connecting {n} nodes as {}", resolved.topology));
+    crate::peering::apply(&devnet)?;
+    bar.finish_with_message(format!(
+        "{}: {} links between {n} nodes",
+        resolved.topology,
+        resolved.links.len()
+    ));
     for (k, node) in devnet.nodes.iter().enumerate() {
         if let Some(account) = params.config.dev_accounts.get(k) {
             cairn_wallet::cli::import_dev_into(
@@ -371,14 +427,8 @@ pub fn up(
     Ok(devnet)
 }
 
-fn all_pairs(devnet: &Devnet) -> Vec<(usize, usize)> {
-    let n = devnet.nodes.len();
-    (0..n)
-        .flat_map(|a| (0..n).filter(move |b| *b != a).map(move |b| (a, b)))
-        .collect()
-}
-
-fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
+/// The peer ids `client`'s node is connected to.
+pub(crate) fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
     let peers = client.call("getpeerinfo", json!([]))?;
     Ok(peers
         .as_array()
@@ -386,35 +436,6 @@ fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
         .flatten()
         .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
         .collect())
-}
-
-/// Waits until node `a` lists node `b` among its peers for every `(a, b)` in `connected`.
-fn wait_for_mesh(devnet: &Devnet, connected: &[(usize, usize)]) -> anyhow::Result<()> {
-    let clients: Vec<RpcClient> = devnet
-        .nodes
-        .iter()
-        .map(client)
-        .collect::<anyhow::Result<_>>()?;
-    let deadline = Instant::now() + MESH_TIMEOUT;
-    loop {
-        let mut missing = Vec::new();
-        for &(a, b) in connected {
-            let peers = peer_ids(&clients[a])?;
-            if !peers.contains(&devnet.nodes[b].peer_id) {
-                missing.push(format!("{}→{}", devnet.nodes[a].name, devnet.nodes[b].name));
-            }
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "peers did not connect within {MESH_TIMEOUT:?}: missing {}",
-                missing.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn status(dir: &Path) -> anyhow::Result<()> {
@@ -443,10 +464,13 @@ fn status(dir: &Path) -> anyhow::Result<()> {
                     format!("{}…", &tip[..tip.len().min(16)]),
                     peers,
                     mempool["size"].as_u64().unwrap_or(0),
-                    if mining["mining"].as_bool() == Some(true) {
-                        "yes"
-                    } else {
-                        "no"
+                    match (
+                        mining["mining"].as_bool(),
+                        mining["hashrate_limit"].as_u64()
+                    ) {
+                        (Some(true), Some(cap)) => format!("≤{} H/s", format_hashrate(cap)),
+                        (Some(true), None) => "yes".to_owned(),
+                        _ => "no".to_owned(),
                     }
                 );
             }
@@ -457,117 +481,6 @@ fn status(dir: &Path) -> anyhow::Result<()> {
         let groups: Vec<String> = devnet.partition.iter().map(|g| g.join(",")).collect();
         println!("partitioned: {}", groups.join(" | "));
     }
-    Ok(())
-}
-
-fn group_of(groups: &[Vec<String>], name: &str) -> Option<usize> {
-    groups.iter().position(|g| g.iter().any(|n| n == name))
-}
-
-fn partition(dir: &Path, groups: &[String]) -> anyhow::Result<()> {
-    let mut devnet = Devnet::read(dir)?;
-    if !devnet.partition.is_empty() {
-        bail!("the testnet is already partitioned; `heal` it first");
-    }
-    let groups: Vec<Vec<String>> = groups
-        .iter()
-        .map(|g| {
-            g.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .collect();
-    let mut seen = BTreeSet::new();
-    for name in groups.iter().flatten() {
-        node_named(&devnet, name)?;
-        if !seen.insert(name.clone()) {
-            bail!("{name} is in more than one group");
-        }
-    }
-    let unplaced: Vec<String> = devnet
-        .names()
-        .into_iter()
-        .filter(|n| !seen.contains(n))
-        .collect();
-    if !unplaced.is_empty() {
-        bail!(
-            "every node must be in a group; not placed: {}",
-            unplaced.join(", ")
-        );
-    }
-    for a in &devnet.nodes {
-        let c = client(a)?;
-        for b in &devnet.nodes {
-            if group_of(&groups, &a.name) != group_of(&groups, &b.name) {
-                c.call("setban", json!([b.peer_id, "add", PARTITION_BAN_SECS]))
-                    .with_context(|| format!("{} banning {}", a.name, b.name))?;
-            }
-        }
-    }
-    let same_group: Vec<(usize, usize)> = all_pairs(&devnet)
-        .into_iter()
-        .filter(|&(a, b)| {
-            group_of(&groups, &devnet.nodes[a].name) == group_of(&groups, &devnet.nodes[b].name)
-        })
-        .collect();
-    wait_for_cut(&devnet, &groups)?;
-    wait_for_mesh(&devnet, &same_group)?;
-    devnet.partition = groups.clone();
-    devnet.write(dir)?;
-    let shown: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
-    println!("partitioned: {}", shown.join(" | "));
-    Ok(())
-}
-
-fn wait_for_cut(devnet: &Devnet, groups: &[Vec<String>]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + MESH_TIMEOUT;
-    loop {
-        let mut crossing = Vec::new();
-        for a in &devnet.nodes {
-            for peer in peer_ids(&client(a)?)? {
-                if let Some(b) = devnet.nodes.iter().find(|n| n.peer_id == peer)
-                    && group_of(groups, &a.name) != group_of(groups, &b.name)
-                {
-                    crossing.push(format!("{}–{}", a.name, b.name));
-                }
-            }
-        }
-        if crossing.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "connections across the partition remain: {}",
-                crossing.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn heal(dir: &Path) -> anyhow::Result<()> {
-    let mut devnet = Devnet::read(dir)?;
-    for a in &devnet.nodes {
-        let c = client(a)?;
-        for b in &devnet.nodes {
-            if a.name != b.name {
-                // Removing a ban that is not there is fine: heal is idempotent.
-                let _ = c.call("setban", json!([b.peer_id, "remove"]));
-            }
-        }
-    }
-    for (i, a) in devnet.nodes.iter().enumerate() {
-        let c = client(a)?;
-        for b in devnet.nodes.iter().skip(i + 1) {
-            c.call("addnode", json!([b.p2p]))
-                .with_context(|| format!("{} connecting to {}", a.name, b.name))?;
-        }
-    }
-    wait_for_mesh(&devnet, &all_pairs(&devnet))?;
-    devnet.partition.clear();
-    devnet.write(dir)?;
-    println!("healed: full mesh of {} nodes", devnet.nodes.len());
     Ok(())
 }
 

@@ -34,14 +34,14 @@ pub use tip_change::ReorgReport;
 use cairn_core::keys::PubkeyHash;
 use cairn_core::sigcache::SigCache;
 use cairn_core::sigcheck::verify_tx_signatures_cached;
-use cairn_core::store::{StoreError, UtxoReader};
+use cairn_core::store::UtxoReader;
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
 use cairn_core::{Amount, ChainParams, Coin, OutPoint, Transaction, TxError, TxOut, Txid};
 use graph::Entry;
 use missing::{ALREADY_KNOWN_PROBES, MissingInputs};
 use replacement::Replacement;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Policy knobs of the pool. Consensus rules are not configurable; these are.

@@ -1,4 +1,4 @@
-//! Mining methods: `generate`, `setmining`, `getmininginfo`.
+//! Mining methods: `generate`, `setmining`, `sethashrate`, `getmininginfo`.
 
 use super::chain::{difficulty, to_json};
 use super::params::{Args, FromArgs, NoParams, address};
@@ -77,6 +77,33 @@ pub(super) async fn setmining(ctx: Arc<RpcContext>, p: SetMining) -> Result<Valu
     Ok(Value::Null)
 }
 
+/// `sethashrate rate`: a number, a string such as `"250k"`, `0`, or `null` for no cap.
+pub(super) struct SetHashRate {
+    rate: Option<u64>,
+}
+
+impl FromArgs for SetHashRate {
+    const MAX: usize = 1;
+    fn parse(args: &Args) -> Result<Self, RpcError> {
+        // `null` is a value here (no cap), so the parameter is read as sent, not via `get`.
+        let value = args.list.first().ok_or_else(|| {
+            RpcError::invalid_params(format!(
+                "{}: missing required parameter 1 (rate: hashes per second, e.g. 250000 or \"250k\", or null for no cap)",
+                args.method
+            ))
+        })?;
+        let rate = crate::mining::hashrate_param(value).map_err(|e| {
+            RpcError::invalid_params(format!("{}: parameter 1 (rate): {e}", args.method))
+        })?;
+        Ok(SetHashRate { rate })
+    }
+}
+
+pub(super) async fn sethashrate(ctx: Arc<RpcContext>, p: SetHashRate) -> Result<Value, RpcError> {
+    ctx.mining.set_hashrate(p.rate);
+    Ok(Value::Null)
+}
+
 pub(super) async fn getmininginfo(ctx: Arc<RpcContext>, _: NoParams) -> Result<Value, RpcError> {
     let local = ctx.mining.info();
     let rate = ctx.chain.hash_rate(HASHPS_WINDOW).await?;
@@ -88,6 +115,7 @@ pub(super) async fn getmininginfo(ctx: Arc<RpcContext>, _: NoParams) -> Result<V
         mining: local.mining,
         threads: local.threads,
         kernel: local.kernel.to_owned(),
+        hashrate_limit: local.hashrate_limit,
     });
     // Extension: the miner's policy (`--strategy`), e.g. a selfish miner's state.
     info["strategy"] = ctx.chain.strategy_info().await?;

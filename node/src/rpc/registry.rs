@@ -169,6 +169,12 @@ pub static METHODS: &[Method] = &[
         mining::setmining
     ),
     method!(
+        "sethashrate",
+        "rate",
+        "Caps mining at rate hashes/s (250000, \"250k\", \"1.5M\"; 0 hashes nothing, null uncaps) and turns it on.",
+        mining::sethashrate
+    ),
+    method!(
         "getmininginfo",
         "",
         "Tip, difficulty, network and local hash rates, and the miner's settings.",

@@ -2,6 +2,7 @@
 
 mod experiment;
 mod harness;
+mod hashrate;
 mod links;
 mod node;
 mod observe;
