@@ -177,14 +177,18 @@ fn check_links(net: &Net, latency_ms: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Mines `blocks` blocks at the lottery's times; returns every find (hash, node, time) and
-/// how late the `generate` calls ran behind their drawn times (mean, max).
-fn mine(
-    net: &Net,
-    args: &StaleRateArgs,
-    seed: u64,
-    latency_ms: u64,
-) -> anyhow::Result<(Vec<(String, Find)>, Duration, Duration)> {
+/// What [`mine`] did.
+struct Mined {
+    /// Every find: its block hash, node and time.
+    finds: Vec<(String, Find)>,
+    /// How late the `generate` calls ran behind their drawn times, on average.
+    late_mean: Duration,
+    /// The latest of them.
+    late_max: Duration,
+}
+
+/// Mines `args.blocks` blocks at the lottery's times.
+fn mine(net: &Net, args: &StaleRateArgs, seed: u64, latency_ms: u64) -> anyhow::Result<Mined> {
     let rates = vec![1.0 / (args.nodes as f64 * args.target_interval); args.nodes];
     let mut lottery = Lottery::new(seed);
     let mut finds = Vec::with_capacity(args.blocks as usize);
@@ -209,7 +213,11 @@ fn mine(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok((finds, late_sum / args.blocks.max(1) as u32, late_max))
+    Ok(Mined {
+        finds,
+        late_mean: late_sum / args.blocks.max(1) as u32,
+        late_max,
+    })
 }
 
 /// Waits until every node has the blocks found in the last `delay` + 1 s (older ones
@@ -263,7 +271,11 @@ fn point(
     };
     let net = Net::up(common.point_dir(index).as_deref(), &nodes, &extra)?;
     check_links(&net, latency_ms)?;
-    let (finds, late_mean, late_max) = mine(&net, args, seed, latency_ms)?;
+    let Mined {
+        finds,
+        late_mean,
+        late_max,
+    } = mine(&net, args, seed, latency_ms)?;
     let delay = latency_ms as f64 / 1000.0;
     let tie_broken = settle(&net, &finds, delay)?;
     let chain: HashSet<String> = net.active_chain(0)?.into_iter().collect();
