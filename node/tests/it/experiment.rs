@@ -253,6 +253,7 @@ fn experiments_refuse_bad_settings_with_a_clear_error() {
         vec!["double-spend", "--q", "0.5"],
         vec!["double-spend", "--z", "0"],
         vec!["stale-rate", "--nodes", "1"],
+        vec!["stale-rate", "--latency", "70000"],
     ] {
         let out = Command::new(cairn_bin())
             .arg("experiment")
