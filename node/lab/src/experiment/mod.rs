@@ -92,6 +92,12 @@ pub struct ExperimentArgs {
 #[derive(Debug, Subcommand)]
 pub enum ExperimentCommand {
     /// Stale blocks against 1 − e^(−d/T), for link delays d and block interval T.
+    ///
+    /// N equal miners, every link delayed by d: a block found while another node's block is
+    /// still on the wire forks. Only the other N − 1 nodes can race a block, so the theory
+    /// is 1 − e^(−d/T′) with T′ = N·T/(N − 1), their mean interval (1 − e^(−d/T) for many
+    /// miners). It counts one stale block per rival; overlapping races make a little fewer,
+    /// so each point also shows `replay`, the fixed-delay model on the run's own finds.
     StaleRate(stale_rate::StaleRateArgs),
     /// A selfish miner's revenue share against Eyal–Sirer's formula.
     Selfish(selfish::SelfishArgs),
@@ -110,8 +116,9 @@ pub struct Point {
     pub theory: Value,
     /// 95 % interval around `measured`.
     pub ci95: [f64; 2],
-    /// The same figure from the paper's algorithm replayed on the run's own draws, where the
-    /// run allows an exact replay (`selfish` with no race decided on the pool's branch).
+    /// The same figure from the model replayed on the run's own draws, where the run allows
+    /// an exact replay: `selfish` with no race decided on the pool's branch (Eyal–Sirer's
+    /// algorithm), `stale-rate` (propagation taking exactly the links' delay).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<f64>,
     /// The value of `theory` the interval is checked against.
@@ -246,7 +253,12 @@ pub fn print_table(report: &Report) {
         .map(|p| p.params.keys().cloned().collect())
         .unwrap_or_default();
     let mut header: Vec<String> = keys.clone();
-    header.extend(["measured", "theory", "ci95", "theory in ci95"].map(String::from));
+    let replays = report.points.iter().any(|p| p.replay.is_some());
+    header.extend(["measured", "theory"].map(String::from));
+    if replays {
+        header.push("replay".into());
+    }
+    header.extend(["ci95", "theory in ci95"].map(String::from));
     println!("{}", header.join("\t"));
     for p in &report.points {
         let mut row: Vec<String> = keys.iter().map(|k| show(&p.params[k])).collect();
@@ -260,6 +272,9 @@ pub fn print_table(report: &Report) {
         };
         row.push(format!("{:.4}", p.measured));
         row.push(theory);
+        if replays {
+            row.push(p.replay.map_or("-".into(), |r| format!("{r:.4}")));
+        }
         row.push(format!("[{:.4}, {:.4}]", p.ci95[0], p.ci95[1]));
         row.push(if p.theory_in_ci() { "yes" } else { "no" }.into());
         println!("{}", row.join("\t"));
