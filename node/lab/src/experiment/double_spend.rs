@@ -16,8 +16,8 @@
 
 use super::net::{Net, NodeSetup, testnet_cli};
 use super::stats::{Lottery, wilson95};
-use crate::theory::{attacker_success, rosenfeld_double_spend};
 use super::{Common, Point, num, params, progress};
+use crate::theory::{attacker_success, rosenfeld_double_spend};
 use anyhow::{Context, bail};
 use cairn_core::{Amount, OutPoint, PubkeyHash, TxOut};
 use cairn_wallet::{ConflictRequest, FeePolicy, KeyKind, Wallet, WalletCoin};

@@ -19,7 +19,6 @@ pub mod selfish;
 pub mod stale_rate;
 pub mod stats;
 
-
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;

@@ -8,8 +8,8 @@
 
 use super::net::{Net, NodeSetup, wait_for};
 use super::stats::{Lottery, batch_means95};
-use crate::theory::{selfish_revenue, selfish_threshold};
 use super::{Common, Point, num, params, progress};
+use crate::theory::{selfish_revenue, selfish_threshold};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};

@@ -7,8 +7,8 @@
 
 use super::net::{Net, NodeSetup, cairn_help};
 use super::stats::{Lottery, wilson95};
-use crate::theory::stale_rate;
 use super::{Common, Point, num, params, progress};
+use crate::theory::stale_rate;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
