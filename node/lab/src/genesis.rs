@@ -11,7 +11,7 @@
 //! genesis months old would make it look slow and ease the difficulty fourfold at block
 //! `retarget_window`.
 
-use cairn_core::params::GenesisConfig;
+use cairn_core::params::{self, GenesisConfig};
 use cairn_core::{ChainParams, CompactTarget, Target};
 use ruint::aliases::U256;
 use std::path::{Path, PathBuf};
@@ -103,6 +103,14 @@ pub fn interval_genesis(
     config.initial_bits = bits_hex(bits);
     config.block_interval_secs = secs;
     config.genesis_time = genesis_time;
+    // A faster interval shortens the retarget window, and the timewarp grace and future
+    // limit are bounded by it (Byzantine finding 5): shrink them with it where needed.
+    let bound = u32::try_from(
+        params::expected_timespan_secs(config.retarget_window, secs) / params::TIME_BOUND_DIVISOR,
+    )
+    .unwrap_or(u32::MAX);
+    config.timewarp_grace_secs = config.timewarp_grace_secs.min(bound);
+    config.max_future_block_time_secs = config.max_future_block_time_secs.min(bound);
     ChainParams::from_config(config.clone())?;
     Ok(config)
 }

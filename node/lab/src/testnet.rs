@@ -221,38 +221,7 @@ pub fn up(
     }
     let names: Vec<String> = (0..n).map(|k| format!("node{k}")).collect();
     let resolved = conditions.resolve(&names)?;
-    if dir.join("devnet.json").exists() {
-        if let Ok(existing) = Devnet::read(dir) {
-            let running: Vec<&str> = existing
-                .nodes
-                .iter()
-                .filter(|node| pid_alive(node.pid))
-                .map(|node| node.name.as_str())
-                .collect();
-            if !running.is_empty() {
-                bail!(
-                    "the testnet in {} is already up ({} running); `cairn testnet --dir {} down` stops it",
-                    dir.display(),
-                    running.join(", "),
-                    dir.display()
-                );
-            }
-        }
-    } else if dir.exists() {
-        let foreign: Vec<String> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| !name.starts_with("node") && name != crate::genesis::GENESIS_FILE)
-            .collect();
-        if !foreign.is_empty() {
-            bail!(
-                "{} is not empty and is not a cairn testnet directory (found {})",
-                dir.display(),
-                foreign.join(", ")
-            );
-        }
-    }
+    check_dir_is_free(dir)?;
     let genesis = genesis
         .map(|g| std::fs::canonicalize(&g).with_context(|| format!("genesis file {}", g.display())))
         .transpose()?;
@@ -275,103 +244,27 @@ pub fn up(
     let exe = std::env::current_exe().context("finding the cairn binary")?;
 
     let mut nodes: Vec<DevnetNode> = Vec::with_capacity(n);
-    for (k, name) in names.iter().cloned().enumerate() {
-        let bar = spinner(format!("starting {name}"));
-        let datadir = dir.join(&name);
-        std::fs::create_dir_all(&datadir)
-            .with_context(|| format!("creating {}", datadir.display()))?;
-        let _ = std::fs::remove_file(datadir.join("node.json"));
-        let (rpc_port, p2p_port) = match port_base {
-            Some(base) => (base + 2 * k as u16, base + 2 * k as u16 + 1),
-            None => (0, 0),
-        };
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .arg("--datadir")
-            .arg(&datadir)
-            .arg("--rpc-addr")
-            .arg(format!("127.0.0.1:{rpc_port}"))
-            .arg("--listen")
-            .arg(format!("/ip4/127.0.0.1/tcp/{p2p_port}"))
-            .args(["--threads", "1"])
-            .args(["--metrics", "127.0.0.1:0"]);
-        if let Some(g) = &genesis {
-            cmd.arg("--genesis").arg(g);
-        }
-        if mine {
-            cmd.arg("--mine");
-        } else if let (Some(secs), 0) = (block_time, k) {
-            cmd.args(["--mine", "--block-time", &secs.to_string()]);
-        }
-        if let Some(rate) = resolved.rates[k] {
-            cmd.args(["--hashrate", &rate.to_string()]);
-        }
+    for (k, name) in names.iter().enumerate() {
         let peers = neighbours(&resolved.links, k);
-        for earlier in peers.iter().filter_map(|&j| nodes.get(j)) {
-            cmd.arg("--peer").arg(&earlier.p2p);
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(datadir.join("node.log"))
-            .with_context(|| format!("opening {}/node.log", datadir.display()))?;
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(datadir.join("stdout.log"))?;
-        use std::os::unix::process::CommandExt;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(log))
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let pid = child.id();
-        let started = Instant::now();
-        let info = loop {
-            if let Ok(info) = NodeInfo::read(&datadir)
-                && info.pid == pid
-            {
-                break info;
-            }
-            if let Some(status) = child.try_wait()? {
-                bar.finish_and_clear();
-                let log = std::fs::read_to_string(datadir.join("node.log")).unwrap_or_default();
-                let last: Vec<&str> = log.lines().rev().take(5).collect();
-                bail!(
-                    "{name} exited ({status}) while starting: {}",
-                    last.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                let _ = child.kill();
-                bar.finish_and_clear();
-                bail!(
-                    "{name} did not become ready within {START_TIMEOUT:?}; see {}/node.log",
-                    datadir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let p2p = info
-            .p2p
-            .first()
-            .map(|addr| format!("{addr}/p2p/{}", info.peer_id))
-            .with_context(|| format!("{name} reported no p2p listen address"))?;
-        bar.finish_with_message(format!("{name} ready: rpc {} p2p {p2p}", info.rpc));
-        nodes.push(DevnetNode {
-            name,
-            datadir: datadir.clone(),
-            rpc_url: format!("http://{}", info.rpc),
-            cookie_file: cairn_rpc::auth::cookie_path(&datadir),
-            p2p,
-            peer_id: info.peer_id,
-            pid,
-            metrics_url: info.metrics.map(|addr| format!("http://{addr}/metrics")),
+        let launch = Launch {
+            exe: &exe,
+            datadir: dir.join(name),
+            ports: port_base.map(|base| (base + 2 * k as u16, base + 2 * k as u16 + 1)),
+            genesis: genesis.as_deref(),
+            mine: mine.then_some(None).or_else(|| {
+                // `--block-time S` makes node0 alone mine, one block every S seconds.
+                block_time.filter(|_| k == 0).map(Some)
+            }),
             hashrate: resolved.rates[k],
-            peers: Some(peers.iter().map(|&j| names[j].clone()).collect()),
-        });
+            peers: peers
+                .iter()
+                .filter_map(|&j| nodes.get(j))
+                .map(|p| p.p2p.clone())
+                .collect(),
+        };
+        let mut node = start_node(name, &launch)?;
+        node.peers = Some(peers.iter().map(|&j| names[j].clone()).collect());
+        nodes.push(node);
     }
 
     let devnet = Devnet {
@@ -409,22 +302,188 @@ pub fn up(
         resolved.topology,
         resolved.links.len()
     ));
-    for (k, node) in devnet.nodes.iter().enumerate() {
-        if let Some(account) = params.config.dev_accounts.get(k) {
-            cairn_wallet::cli::import_dev_into(
-                &node.datadir.join("wallet.json"),
-                &params,
-                k as u32,
-            )
-            .with_context(|| format!("importing {} into {}'s wallet", account.name, node.name))?;
-        }
-    }
+    import_dev_keys(&devnet, &params)?;
     println!(
         "testnet up in {}: {} nodes, devnet.json written",
         dir.display(),
         devnet.nodes.len()
     );
     Ok(devnet)
+}
+
+/// Refuses a DIR whose testnet still runs, and a non-empty DIR that is no testnet.
+fn check_dir_is_free(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("devnet.json").exists() {
+        if let Ok(existing) = Devnet::read(dir) {
+            let running: Vec<&str> = existing
+                .nodes
+                .iter()
+                .filter(|node| pid_alive(node.pid))
+                .map(|node| node.name.as_str())
+                .collect();
+            if !running.is_empty() {
+                bail!(
+                    "the testnet in {} is already up ({} running); `cairn testnet --dir {} down` stops it",
+                    dir.display(),
+                    running.join(", "),
+                    dir.display()
+                );
+            }
+        }
+    } else if dir.exists() {
+        let foreign: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with("node") && name != crate::genesis::GENESIS_FILE)
+            .collect();
+        if !foreign.is_empty() {
+            bail!(
+                "{} is not empty and is not a cairn testnet directory (found {})",
+                dir.display(),
+                foreign.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How one node of a testnet is started.
+struct Launch<'a> {
+    exe: &'a Path,
+    datadir: PathBuf,
+    /// RPC and P2P ports (none: OS-chosen).
+    ports: Option<(u16, u16)>,
+    genesis: Option<&'a Path>,
+    /// `None`: no mining; `Some(None)`: continuous; `Some(Some(S))`: every S seconds.
+    mine: Option<Option<u64>>,
+    hashrate: Option<u64>,
+    /// `--peer` multiaddrs.
+    peers: Vec<String>,
+}
+
+/// Starts one `cairn node` in the background and waits until it is ready.
+fn start_node(name: &str, launch: &Launch<'_>) -> anyhow::Result<DevnetNode> {
+    let bar = spinner(format!("starting {name}"));
+    let datadir = &launch.datadir;
+    std::fs::create_dir_all(datadir).with_context(|| format!("creating {}", datadir.display()))?;
+    let _ = std::fs::remove_file(NodeInfo::path(datadir));
+    let (rpc_port, p2p_port) = launch.ports.unwrap_or((0, 0));
+    let mut cmd = Command::new(launch.exe);
+    cmd.arg("node")
+        .arg("--datadir")
+        .arg(datadir)
+        .arg("--rpc-addr")
+        .arg(format!("127.0.0.1:{rpc_port}"))
+        .arg("--listen")
+        .arg(format!("/ip4/127.0.0.1/tcp/{p2p_port}"))
+        .args(["--threads", "1"])
+        .args(["--metrics", "127.0.0.1:0"]);
+    if let Some(g) = launch.genesis {
+        cmd.arg("--genesis").arg(g);
+    }
+    match launch.mine {
+        Some(None) => {
+            cmd.arg("--mine");
+        }
+        Some(Some(secs)) => {
+            cmd.args(["--mine", "--block-time", &secs.to_string()]);
+        }
+        None => {}
+    }
+    if let Some(rate) = launch.hashrate {
+        cmd.args(["--hashrate", &rate.to_string()]);
+    }
+    for peer in &launch.peers {
+        cmd.arg("--peer").arg(peer);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.join("node.log"))
+        .with_context(|| format!("opening {}/node.log", datadir.display()))?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.join("stdout.log"))?;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let info = match wait_ready(name, datadir, &mut child) {
+        Ok(info) => info,
+        Err(e) => {
+            bar.finish_and_clear();
+            return Err(e);
+        }
+    };
+    let p2p = info
+        .p2p
+        .first()
+        .map(|addr| format!("{addr}/p2p/{}", info.peer_id))
+        .with_context(|| format!("{name} reported no p2p listen address"))?;
+    bar.finish_with_message(format!("{name} ready: rpc {} p2p {p2p}", info.rpc));
+    Ok(DevnetNode {
+        name: name.to_owned(),
+        datadir: datadir.clone(),
+        rpc_url: format!("http://{}", info.rpc),
+        cookie_file: cairn_rpc::auth::cookie_path(datadir),
+        p2p,
+        peer_id: info.peer_id,
+        pid: child.id(),
+        metrics_url: info.metrics.map(|addr| format!("http://{addr}/metrics")),
+        hashrate: launch.hashrate,
+        peers: None,
+    })
+}
+
+/// Waits for the `node.json` of this very process, or says why the node did not start.
+fn wait_ready(
+    name: &str,
+    datadir: &Path,
+    child: &mut std::process::Child,
+) -> anyhow::Result<NodeInfo> {
+    let started = Instant::now();
+    loop {
+        if let Ok(info) = NodeInfo::read(datadir)
+            && info.pid == child.id()
+        {
+            return Ok(info);
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(datadir.join("node.log")).unwrap_or_default();
+            let last: Vec<&str> = log.lines().rev().take(5).collect();
+            bail!(
+                "{name} exited ({status}) while starting: {}",
+                last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            );
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            bail!(
+                "{name} did not become ready within {START_TIMEOUT:?}; see {}/node.log",
+                datadir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Imports dev key K into node K's wallet (unencrypted: dev keys are public).
+fn import_dev_keys(devnet: &Devnet, params: &ChainParams) -> anyhow::Result<()> {
+    for (k, node) in devnet.nodes.iter().enumerate() {
+        if let Some(account) = params.config.dev_accounts.get(k) {
+            cairn_wallet::cli::import_dev_into(&node.datadir.join("wallet.json"), params, k as u32)
+                .with_context(|| {
+                    format!("importing {} into {}'s wallet", account.name, node.name)
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// The peer ids `client`'s node is connected to.
