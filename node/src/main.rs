@@ -28,6 +28,8 @@ enum Command {
     Wallet(cairn_wallet::cli::WalletArgs),
     /// A local multi-node testnet: up, status, partition, heal, down.
     Testnet(cairn_lab::testnet::TestnetArgs),
+    /// Scenario files: a testnet, a timeline of network events, checked expectations.
+    Scenario(cairn_lab::scenario::ScenarioArgs),
     /// Consensus theory measured on real nodes: stale-rate, selfish, double-spend.
     Experiment(cairn_lab::experiment::ExperimentArgs),
     /// Benchmarks.
@@ -117,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rpc(args) => cairn_node::rpc_cli::run(args),
         Command::Wallet(args) => cairn_wallet::cli::run(args),
         Command::Testnet(args) => cairn_lab::testnet::run(args),
+        Command::Scenario(args) => cairn_lab::scenario::run(args),
         Command::Experiment(args) => cairn_lab::experiment::run(args),
         Command::Bench(BenchCommand::Miner(args)) => bench_miner(args),
         Command::Bench(BenchCommand::Validate(args)) => {

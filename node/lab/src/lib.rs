@@ -17,6 +17,7 @@ pub mod genesis;
 pub mod links;
 pub mod partition;
 pub mod peering;
+pub mod scenario;
 pub mod testnet;
 pub mod theory;
 pub mod topology;

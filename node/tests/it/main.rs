@@ -7,6 +7,7 @@ mod links;
 mod node;
 mod observe;
 mod p2p;
+mod scenario;
 mod testnet;
 mod utxo_scan;
 mod view;
