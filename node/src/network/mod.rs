@@ -41,7 +41,6 @@ use crate::chain_task::ChainHandle;
 use libp2p::{Multiaddr, PeerId};
 use peers::{Ban, Offense};
 use protocol::{SyncRequest, SyncResponse};
-use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,25 +137,8 @@ pub enum RequestError {
     Stopped,
 }
 
-/// One connected peer, as `getpeerinfo` shows it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct PeerInfo {
-    /// Its peer id.
-    pub peer_id: String,
-    /// Remote address of the connection.
-    pub addr: String,
-    /// Whether it connected to us.
-    pub inbound: bool,
-    /// Unix time of the connection.
-    pub connected_since: u64,
-    /// Height of its best block, from its status and the blocks it announced (null before
-    /// the handshake).
-    pub best_height: Option<u32>,
-    /// Last ping round trip in milliseconds (null before the first pong).
-    pub ping_ms: Option<f64>,
-    /// Misbehaviour score (banned at [`peers::BAN_THRESHOLD`]).
-    pub misbehavior: u32,
-}
+/// One connected peer, as `getpeerinfo` shows it: the RPC contract's shape, built here.
+pub use cairn_rpc::types::PeerInfo;
 
 /// `addnode`'s command (Bitcoin Core's `add`, `remove`, `onetry`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use super::params::{Args, FromArgs, NoParams};
 use super::{RpcContext, RpcError, codes};
 use crate::network::peers::{self, Ban};
 use crate::network::shaping::{LinkShape, LinkShapeRequest};
-use crate::network::{self as net, AddNodeMode, NetworkError, parse_multiaddr};
-use cairn_rpc::types::{BanEntry, PeerInfo};
+use crate::network::{AddNodeMode, NetworkError, parse_multiaddr};
+use cairn_rpc::types::BanEntry;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,18 +26,6 @@ fn to_rpc(e: NetworkError) -> RpcError {
         _ => codes::P2P_ERROR,
     };
     RpcError::new(code, e.to_string())
-}
-
-fn peer_info(p: net::PeerInfo) -> PeerInfo {
-    PeerInfo {
-        peer_id: p.peer_id,
-        addr: p.addr,
-        inbound: p.inbound,
-        connected_since: p.connected_since,
-        best_height: p.best_height,
-        ping_ms: p.ping_ms,
-        misbehavior: p.misbehavior,
-    }
 }
 
 /// A ban as `listbanned` shows it.
@@ -69,9 +57,7 @@ fn peer_param(args: &Args, index: usize) -> Result<PeerId, RpcError> {
 
 pub(super) async fn getpeerinfo(ctx: Arc<RpcContext>, _: NoParams) -> Result<Value, RpcError> {
     let peers = ctx.network.peer_info().await.map_err(to_rpc)?;
-    Ok(to_json(
-        peers.into_iter().map(peer_info).collect::<Vec<_>>(),
-    ))
+    Ok(to_json(peers))
 }
 
 /// `addnode multiaddr [add|remove|onetry]`.

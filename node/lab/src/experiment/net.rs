@@ -235,3 +235,14 @@ impl Drop for Guard {
         }
     }
 }
+
+/// The `--help` text of `cairn ARGS…` (to learn what this build's commands accept).
+pub fn cairn_help(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cairn_exe()?)
+        .args(args)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running cairn {} --help", args.join(" ")))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
