@@ -6,7 +6,7 @@
 # continuous mining). Stop it with: target/release/cairn testnet down
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+CAIRN_NO_BROWSER=1 scripts/install-deps.sh   # headless Chromium is for the test suite only
 cargo build --release --locked -p cairn-node
 if [ "$#" -eq 0 ]; then set -- --mine; fi
 exec target/release/cairn testnet --dir "${DIR:-devnet}" up "$@"

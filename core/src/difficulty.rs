@@ -10,7 +10,10 @@
 //! majority could set the last block of each window far in the future and the first block of
 //! the next far in the past, lowering the difficulty without bound. BIP54 forbids that: the
 //! first block of a window may not be more than `timewarp_grace_secs` before its parent,
-//! and the last block of a window may not be before the window's first block.
+//! and the last block of a window may not be before the window's first block. The grace, and
+//! the future limit that caps how far ahead a window may end, are bounded by a fraction of
+//! the window's expected timespan ([`crate::params::TIME_BOUND_DIVISOR`]), or they would
+//! leave a majority all the room it needs anyway.
 
 use crate::block::BlockHeader;
 use crate::params::{ChainParams, MEDIAN_TIME_SPAN};
@@ -34,7 +37,7 @@ pub fn next_bits(
     }
     let last = header_at(height - 1);
     let first = header_at(height - window);
-    let expected = u64::from(window - 1) * u64::from(params.block_interval_secs);
+    let expected = params.expected_timespan_secs();
     let actual = (i64::from(last.time) - i64::from(first.time))
         .clamp((expected / 4) as i64, (expected * 4) as i64) as u64;
     let current = Target::from_compact(parent_bits).unwrap_or(params.pow_limit);
@@ -97,9 +100,14 @@ mod tests {
         }
     }
 
+    /// The dev network with another window, its time bounds scaled to fit it.
     fn devnet_with(window: u32) -> ChainParams {
         let mut c = ChainParams::devnet().config;
         c.retarget_window = window;
+        let bound = crate::params::expected_timespan_secs(window, c.block_interval_secs)
+            / crate::params::TIME_BOUND_DIVISOR;
+        c.timewarp_grace_secs = bound as u32;
+        c.max_future_block_time_secs = bound as u32;
         ChainParams::from_config(c).unwrap()
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Blocks, UTXO transactions, SHA-256d proof of work, merkle roots, difficulty, validation
 //! and the block tree with most-work fork choice. This crate is pure logic: **no I/O, no
-//! clock, no randomness, no threads**. Time comes in as a parameter; storage is reached
+//! clock, no randomness**; threads only as computation (block signatures verify on a
+//! rayon pool, [`sigcheck`]). Time comes in as a parameter; storage is reached
 //! through the narrow traits of [`store`]; results say what changed
 //! ([`chain::ImportReport`], [`chain::TipChanged`]) and the node performs the effects.
 //!
@@ -22,6 +23,8 @@ pub mod keys;
 pub mod merkle;
 pub mod params;
 pub mod pow;
+pub mod sigcache;
+pub mod sigcheck;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -24,8 +24,36 @@ pub const MEDIAN_TIME_SPAN: usize = 11;
 /// decoder's hard limit ([`crate::encoding::MAX_ENCODED_SIZE`]).
 pub const MAX_BLOCK_SIZE_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Bitcoin's `MAX_TIMEWARP`-style bound is a network parameter here; BIP54 uses 7200 s.
-const DEFAULT_TIMEWARP_GRACE_SECS: u32 = 7200;
+/// Bitcoin's values of the two time bounds (BIP54's grace and the two-hour future limit),
+/// the defaults of a `genesis.json` that omits them. They fit Bitcoin's two-week window; a
+/// network that retargets faster must set smaller ones (see [`TIME_BOUND_DIVISOR`]).
+const BITCOIN_TIME_BOUND_SECS: u32 = 2 * 60 * 60;
+
+/// A retargeting network's `timewarp_grace_secs` and `max_future_block_time_secs` may each
+/// be at most this fraction (1/4) of the window's expected timespan.
+///
+/// A majority miner stamps every window's last block as far ahead as the future limit
+/// allows and the next window's first block as far back as the grace allows: each window
+/// then measures `grace` more than it took, and the first one also `future limit` more.
+/// With both bounds far above the expected timespan (7200 s against the dev network's
+/// 295 s) every window measures more than four times the expected timespan, so every
+/// retarget takes the full ×4 step down and the difficulty collapses to the limit within a
+/// few windows. Within a quarter, a sustained attack settles at blocks about 4/3 as fast as
+/// the target (the window's measured span is `real + grace`), and the one-off step is
+/// bounded too. Bitcoin's ratio is 7200 s against 1,209,600 s.
+pub const TIME_BOUND_DIVISOR: u64 = 4;
+
+/// The future limit of [`ChainParams::regtest`]: instantly generated blocks run ahead of the
+/// clock by one second per six blocks (each must be after the median of the last eleven), so
+/// thousands of them need Bitcoin's two hours; without retargeting there is no difficulty
+/// for a timewarp to lower, and [`TIME_BOUND_DIVISOR`] does not apply.
+const REGTEST_MAX_FUTURE_BLOCK_TIME_SECS: u32 = BITCOIN_TIME_BOUND_SECS;
+
+/// Seconds a retarget window is expected to take: `retarget_window - 1` block intervals,
+/// since it is measured from its first block to its last.
+pub fn expected_timespan_secs(retarget_window: u32, block_interval_secs: u32) -> u64 {
+    u64::from(retarget_window.saturating_sub(1)) * u64::from(block_interval_secs)
+}
 
 /// A pre-funded account of a development network, with its deliberately public key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -72,10 +100,14 @@ pub struct GenesisConfig {
     pub coinbase_maturity: u32,
     /// Largest encoded block in bytes.
     pub max_block_size: usize,
-    /// How far ahead of the node's clock a block's time may be.
+    /// How far ahead of the node's clock a block's time may be. With difficulty
+    /// adjustment, at most a quarter of the window's expected timespan
+    /// ([`TIME_BOUND_DIVISOR`]).
     #[serde(default = "default_future")]
     pub max_future_block_time_secs: u32,
     /// BIP54: how far the first block of a retarget window may go back from its parent.
+    /// With difficulty adjustment, at most a quarter of the window's expected timespan
+    /// ([`TIME_BOUND_DIVISOR`]).
     #[serde(default = "default_timewarp")]
     pub timewarp_grace_secs: u32,
     /// Accounts funded in the genesis block.
@@ -87,10 +119,10 @@ fn default_true() -> bool {
     true
 }
 fn default_future() -> u32 {
-    2 * 60 * 60
+    BITCOIN_TIME_BOUND_SECS
 }
 fn default_timewarp() -> u32 {
-    DEFAULT_TIMEWARP_GRACE_SECS
+    BITCOIN_TIME_BOUND_SECS
 }
 
 /// Why a `genesis.json` is unusable.
@@ -183,12 +215,14 @@ impl ChainParams {
     }
 
     /// A regression-test network: the dev network's accounts at the easiest difficulty,
-    /// never adjusted, so tests mine thousands of blocks in seconds (like Bitcoin's regtest).
+    /// never adjusted, so tests mine thousands of blocks in seconds (like Bitcoin's regtest),
+    /// and Bitcoin's two-hour future limit so those blocks may run ahead of the clock.
     pub fn regtest() -> ChainParams {
         let mut config = ChainParams::devnet().config;
         config.network_id = "cairn-regtest".into();
         config.initial_bits = config.pow_limit_bits.clone();
         config.difficulty_adjustment = false;
+        config.max_future_block_time_secs = REGTEST_MAX_FUTURE_BLOCK_TIME_SECS;
         config.genesis_message = "regtest".into();
         ChainParams::from_config(config).expect("regtest parameters are valid; checked by test")
     }
@@ -219,6 +253,7 @@ impl ChainParams {
         if config.halving_interval == 0 {
             return Err(field_err("halving_interval", "must be positive"));
         }
+        check_time_bounds(&config)?;
         if !(1000..=MAX_BLOCK_SIZE_LIMIT).contains(&config.max_block_size) {
             return Err(field_err(
                 "max_block_size",
@@ -345,10 +380,47 @@ impl ChainParams {
         decode_address(&self.hrp, address)
     }
 
+    /// Seconds a retarget window is expected to take ([`expected_timespan_secs`]).
+    pub fn expected_timespan_secs(&self) -> u64 {
+        expected_timespan_secs(self.retarget_window, self.block_interval_secs)
+    }
+
     /// Difficulty of `target` relative to the easiest allowed target.
     pub fn difficulty(&self, target: &Target) -> f64 {
         target.difficulty_relative_to(&self.pow_limit)
     }
+}
+
+/// [`TIME_BOUND_DIVISOR`]: on a retargeting network, the grace and the future limit fit the
+/// window's expected timespan.
+fn check_time_bounds(config: &GenesisConfig) -> Result<(), ParamsError> {
+    if !config.difficulty_adjustment {
+        return Ok(());
+    }
+    let expected = expected_timespan_secs(config.retarget_window, config.block_interval_secs);
+    let bound = expected / TIME_BOUND_DIVISOR;
+    let fields = [
+        ("timewarp_grace_secs", config.timewarp_grace_secs),
+        (
+            "max_future_block_time_secs",
+            config.max_future_block_time_secs,
+        ),
+    ];
+    for (field, value) in fields {
+        if u64::from(value) > bound {
+            return Err(field_err(
+                field,
+                format!(
+                    "{value} s exceeds the bound of {bound} s, a quarter of the retarget \
+                     window's expected timespan of {expected} s ((retarget_window {} - 1) × \
+                     block_interval_secs {}): a larger value lets a majority miner lower the \
+                     difficulty every window (an absent field defaults to {BITCOIN_TIME_BOUND_SECS} s)",
+                    config.retarget_window, config.block_interval_secs
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sum of all subsidies the halving schedule will pay: heights 1 onwards, since the genesis
@@ -440,5 +512,39 @@ mod tests {
             ChainParams::from_json("{}"),
             Err(ParamsError::Json(_))
         ));
+    }
+
+    #[test]
+    fn time_bounds_beyond_a_quarter_of_the_window_are_rejected_only_when_retargeting() {
+        let devnet = ChainParams::devnet();
+        let bound = devnet.expected_timespan_secs() / TIME_BOUND_DIVISOR;
+        assert_eq!(devnet.expected_timespan_secs(), 295);
+        assert!(u64::from(devnet.timewarp_grace_secs) <= bound);
+        assert!(u64::from(devnet.max_future_block_time_secs) <= bound);
+        for field in ["timewarp_grace_secs", "max_future_block_time_secs"] {
+            let mut c = devnet.config.clone();
+            let at_bound = u32::try_from(bound).expect("small");
+            let set = |c: &mut GenesisConfig, v: u32| match field {
+                "timewarp_grace_secs" => c.timewarp_grace_secs = v,
+                _ => c.max_future_block_time_secs = v,
+            };
+            set(&mut c, at_bound);
+            ChainParams::from_config(c.clone()).expect("at the bound");
+            set(&mut c, at_bound + 1);
+            let err = ChainParams::from_config(c.clone()).expect_err("above the bound");
+            assert!(
+                matches!(err, ParamsError::Field { field: f, .. } if f == field),
+                "{err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&format!("{} s", at_bound + 1)), "{text}");
+            assert!(text.contains(&format!("bound of {bound} s")), "{text}");
+            c.difficulty_adjustment = false;
+            ChainParams::from_config(c).expect("no retarget, nothing to warp");
+        }
+        assert_eq!(
+            ChainParams::regtest().max_future_block_time_secs,
+            REGTEST_MAX_FUTURE_BLOCK_TIME_SECS
+        );
     }
 }

@@ -10,11 +10,12 @@
 use crate::amount::Amount;
 use crate::block::Block;
 use crate::hash::{BlockHash, MerkleRoot, Txid};
-use crate::keys::{PubkeyHash, SignatureError, verify_signature};
+use crate::keys::SignatureError;
 use crate::merkle::merkle_root;
 use crate::params::ChainParams;
 use crate::pow::{PowError, Target};
-use crate::tx::{MAX_TX_DATA, OutPoint, SighashCache, Transaction};
+use crate::sigcheck::{Parallelism, SigChecks};
+use crate::tx::{MAX_TX_DATA, OutPoint, Transaction};
 use crate::utxo::Coin;
 use std::collections::HashSet;
 
@@ -308,12 +309,14 @@ impl BlockError {
 
     /// Whether the header's hash itself is proven invalid by this error, so that the block
     /// may be marked invalid forever. A body that does not match its header (merkle mismatch)
-    /// says nothing about the header: the real body may still come. A time too far ahead may
-    /// become valid later. An unknown parent is not a verdict at all.
+    /// says nothing about the header: the real body may still come. Nor does an oversized
+    /// body, rejected before it is hashed and so before it is matched to the header. A time
+    /// too far ahead may become valid later. An unknown parent is not a verdict at all.
     pub fn is_permanent(&self) -> bool {
         !matches!(
             self,
             BlockError::BadMerkleRoot { .. }
+                | BlockError::TooLarge { .. }
                 | BlockError::TimeTooNew { .. }
                 | BlockError::UnknownParent(_)
                 | BlockError::HighHash(_)
@@ -422,11 +425,21 @@ pub fn check_proof_of_work(
     Ok(target)
 }
 
-/// Context-free block rules: proof of work, merkle root, size, coinbase placement,
+/// Context-free block rules: proof of work, size, merkle root, coinbase placement,
 /// duplicate transactions and duplicate spends, and every transaction's own rules.
 pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, BlockError> {
     let hash = block.block_hash();
     check_proof_of_work(&hash, block.header.bits, params)?;
+    // Sized before anything is hashed, so an oversized body costs a walk of its lengths, not
+    // a hash of every byte. The header has not been matched to this body yet, so the error
+    // is no verdict on the header (see `BlockError::is_permanent`).
+    let size = block.encoded_size();
+    if size > params.max_block_size {
+        return Err(BlockError::TooLarge {
+            size,
+            max: params.max_block_size,
+        });
+    }
     let mut txids = Vec::with_capacity(block.txs.len());
     let mut wtxids = Vec::with_capacity(block.txs.len());
     for tx in &block.txs {
@@ -447,13 +460,6 @@ pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, B
     // commits to no transactions is an invalid block.
     if block.txs.is_empty() {
         return Err(BlockError::NoTransactions);
-    }
-    let size = block.encoded_size();
-    if size > params.max_block_size {
-        return Err(BlockError::TooLarge {
-            size,
-            max: params.max_block_size,
-        });
     }
     if !block.txs[0].is_coinbase() {
         return Err(BlockError::FirstNotCoinbase);
@@ -529,22 +535,19 @@ pub fn check_tx_inputs(
         .ok_or(TxError::InputsBelowOutputs { inputs, outputs })
 }
 
-/// Checks every input's public key against the spent output and its signature.
+/// Checks every input's public key against the spent output and its signature, in input
+/// order; the first failure is the verdict. Blocks run the same checks through
+/// [`crate::sigcheck::SigChecks`], in parallel, and reach the same verdict.
 pub fn verify_tx_signatures(
     tx: &Transaction,
     spent: &[Coin],
     params: &ChainParams,
 ) -> Result<(), TxError> {
-    let amounts: Vec<Amount> = spent.iter().map(|c| c.output.amount).collect();
-    let cache = SighashCache::new(tx, &params.network_magic, &amounts);
-    for (index, (input, coin)) in tx.inputs.iter().zip(spent).enumerate() {
-        if PubkeyHash::of(&input.public_key) != coin.output.address {
-            return Err(TxError::WrongKey { index });
-        }
-        verify_signature(&input.public_key, &cache.sighash(index), &input.signature)
-            .map_err(|error| TxError::BadSignature { index, error })?;
-    }
-    Ok(())
+    let mut checks = SigChecks::with_capacity(tx.inputs.len());
+    checks.push_tx(0, tx, spent, params);
+    checks
+        .verify(None, false, Parallelism::Sequential)
+        .map_err(|failure| failure.error)
 }
 
 #[cfg(test)]

@@ -153,6 +153,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport, MinerError> {
     let chosen_kernel = Miner::new(MinerConfig {
         threads: config.threads,
         kernel: config.kernel,
+        throttle: None,
     })?
     .kernel();
     let short = (config.duration / 4).clamp(Duration::from_millis(200), Duration::from_secs(1));
@@ -199,6 +200,7 @@ fn measure(kernel: Kernel, threads: usize, duration: Duration) -> Result<KernelR
     let miner = Miner::new(MinerConfig {
         threads,
         kernel: Some(kernel),
+        throttle: None,
     })?;
     let template = bench_template();
     let cancel = CancelToken::new();

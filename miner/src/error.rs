@@ -36,6 +36,14 @@ pub enum MinerError {
     /// A benchmark was asked to run for no time at all.
     #[error("benchmark duration must be positive")]
     ZeroDuration,
+    /// A hash rate (`--hashrate`, `sethashrate`) that is not a number of hashes per second.
+    #[error("bad hash rate {input:?}: {reason} (write hashes per second, e.g. 250k, 1.5M or 0)")]
+    BadHashRate {
+        /// What was given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A worker thread panicked (a bug in the miner).
     #[error("a miner worker thread panicked")]
     WorkerPanicked,

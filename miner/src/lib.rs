@@ -13,6 +13,9 @@
 //!   detection: AVX-512 (16 lanes), SHA-NI (interleaved), AVX2 (8 lanes), and the portable
 //!   `sha2`-based kernel that every target has. They are the only `unsafe` code of the crate,
 //!   confined to the `kernel` module, each with a safe scalar twin the tests compare it with.
+//! - A [`Throttle`] caps a search at a live-adjustable number of hashes per second, spread
+//!   evenly in time (a continuously refilled token bucket, slices of a few milliseconds), so
+//!   block finds stay a Poisson process and a capped worker sleeps instead of spinning.
 //! - [`bench()`] measures every kernel against a plain midstate miner measured in the same run
 //!   (`cairn bench miner`).
 //!
@@ -30,11 +33,15 @@ mod cancel;
 mod error;
 pub mod extranonce;
 mod kernel;
+pub mod rate;
 mod search;
+mod throttle;
 
 pub use bench::{BenchConfig, BenchReport, KernelRate, bench};
 pub use cancel::CancelToken;
 pub use error::MinerError;
 pub use extranonce::{EXTRANONCE_LEN, with_extranonce};
 pub use kernel::Kernel;
+pub use rate::{format_hashrate, parse_hashrate};
 pub use search::{Miner, MinerConfig};
+pub use throttle::{BURST, IDLE_POLL, QUANTUM, Throttle};

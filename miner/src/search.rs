@@ -6,6 +6,7 @@ use crate::cancel::CancelToken;
 use crate::error::MinerError;
 use crate::extranonce::Extranonces;
 use crate::kernel::{self, Job, Kernel};
+use crate::throttle::Throttle;
 use cairn_core::{Block, BlockHash, BlockHeader, Target};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +25,9 @@ pub struct MinerConfig {
     pub threads: usize,
     /// The kernel to hash with; `None` picks [`Kernel::best`] for this CPU.
     pub kernel: Option<Kernel>,
+    /// A hash-rate cap shared by all workers (and by any other miner holding a clone);
+    /// `None` hashes as fast as the CPU allows.
+    pub throttle: Option<Throttle>,
 }
 
 impl Default for MinerConfig {
@@ -31,6 +35,7 @@ impl Default for MinerConfig {
         MinerConfig {
             threads: thread::available_parallelism().map_or(1, |n| n.get()),
             kernel: None,
+            throttle: None,
         }
     }
 }
@@ -42,6 +47,7 @@ impl Default for MinerConfig {
 pub struct Miner {
     kernel: Kernel,
     threads: usize,
+    throttle: Throttle,
     hashes: AtomicU64,
     active_workers: AtomicUsize,
 }
@@ -134,6 +140,7 @@ impl Miner {
         Ok(Miner {
             kernel,
             threads: config.threads,
+            throttle: config.throttle.unwrap_or_default(),
             hashes: AtomicU64::new(0),
             active_workers: AtomicUsize::new(0),
         })
@@ -147,6 +154,11 @@ impl Miner {
     /// The number of worker threads per search.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The hash-rate cap the workers follow (uncapped unless one was configured).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     /// Headers hashed by this miner so far, over all searches (for a hash-rate estimate).
@@ -267,10 +279,9 @@ impl Miner {
             let (_, job) = current.as_ref().expect("set just above");
             let mut from = start;
             while from < end {
-                if stopped() {
-                    return None;
-                }
-                let count = (end - from).min(SLICE_NONCES);
+                let count = self
+                    .throttle
+                    .acquire((end - from).min(SLICE_NONCES), stopped)?;
                 let found = kernel::find(self.kernel, job, from as u32, count as u32);
                 self.hashes.fetch_add(count, Ordering::Relaxed);
                 if let Some((nonce, hash)) = found {
@@ -328,7 +339,7 @@ mod tests {
         assert_eq!(
             Miner::new(MinerConfig {
                 threads: 0,
-                kernel: None
+                ..Default::default()
             })
             .unwrap_err(),
             MinerError::NoThreads
@@ -336,6 +347,7 @@ mod tests {
         let miner = Miner::new(MinerConfig {
             threads: 3,
             kernel: Some(Kernel::Portable),
+            throttle: None,
         })
         .unwrap();
         assert_eq!(
@@ -347,6 +359,7 @@ mod tests {
             let made = Miner::new(MinerConfig {
                 threads: 1,
                 kernel: Some(kernel),
+                throttle: None,
             });
             assert_eq!(made.is_ok(), kernel.is_available(), "{kernel}");
         }

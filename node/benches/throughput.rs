@@ -12,8 +12,8 @@
 //!   fresh `ChainState` with `accept_block`, block by block, as the node does: context-free
 //!   checks, storing the body, connecting (coins, amounts, signatures), writing the UTXO
 //!   changes. Over `MemoryStore` this is the consensus cost alone; over `RocksStore` (a
-//!   temporary directory) it adds the node's real storage: two synced `WriteBatch`es per
-//!   block (body, then connection).
+//!   temporary directory) it adds the node's real storage: one synced `WriteBatch` per
+//!   block (body and connection together).
 //! - `mempool_accept/{memory,rocksdb}`: `Mempool::accept` of [`MEMPOOL_TXS`] independent
 //!   signed transactions spending confirmed coins of the generated chain, into a fresh
 //!   pool, reading coins from the chain's `MemoryStore` or from a `RocksStore` holding the

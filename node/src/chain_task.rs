@@ -2,26 +2,49 @@
 //!
 //! [`NodeState`] lives on a dedicated OS thread (block validation and rocksdb writes are
 //! blocking work that must not stall the async runtime). Everyone else holds a cheap,
-//! cloneable [`ChainHandle`] and sends it closures to run against the state, with a oneshot
-//! reply (STYLE §4: one owner, handles for the rest). What changed is published as
+//! cloneable [`ChainHandle`] whose named methods send it short jobs with a oneshot reply
+//! (STYLE §4: one owner, handles for the rest). What changed is published as
 //! [`NodeEvent`]s on a broadcast channel: the miner restarts on them, the network gossips them.
 
+use crate::clock::SharedClock;
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
+use crate::metrics::Metrics;
 use crate::store::RocksStore;
+use crate::strategy::{Strategy, StrategyKind};
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
+use cairn_core::sigcache::{DEFAULT_SIGCACHE_BYTES, SigCache};
 use cairn_core::{
     Amount, Block, BlockHash, ChainParams, ChainState, PubkeyHash, Transaction, Txid,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
-/// Seconds since the Unix epoch: the only clock the consensus code is fed.
+mod handle;
+mod tree;
+pub use handle::{
+    AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
+    TxLookup, spawn,
+};
+
+/// Seconds since the Unix epoch from the system clock.
+///
+/// A shim for the network code, which still reads the time itself; everything else reads
+/// the node's [`Clock`](crate::clock::Clock) through [`ChainHandle::clock`].
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_secs()
+}
+
+/// A fresh random salt for the signature cache, so peers cannot predict its keys. Without
+/// OS randomness the cache still works: its keys stay hashes of what was verified, only
+/// predictable.
+fn sigcache_salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut salt) {
+        tracing::warn!("no OS randomness for the signature cache salt: {e}");
+    }
+    salt
 }
 
 /// Where a block or transaction came from; decides whether the network must announce it.
@@ -32,6 +55,9 @@ pub enum Origin {
     /// Received from a peer (gossip or sync): gossipsub forwards what it validated, and
     /// synced blocks are old news, so nothing is announced and nothing is copied for it.
     Peer,
+    /// Mined here by a selfish miner and kept private: stored, never announced; the
+    /// [`Strategy`] decides when it becomes public, and the network hides it until then.
+    Withheld,
 }
 
 /// Something that changed in the node's state.
@@ -48,6 +74,16 @@ pub enum NodeEvent {
     },
     /// A block of [`Origin::Local`] was stored (new tip or side chain): announce it.
     BlockAccepted(Arc<Block>),
+    /// The node knows a block (header or body) it did not know before, from anywhere: what
+    /// a fork view draws as soon as it appears.
+    BlockKnown {
+        /// Its hash.
+        hash: BlockHash,
+        /// Its parent.
+        parent: BlockHash,
+        /// Its height.
+        height: u32,
+    },
     /// A transaction entered the mempool (a better block template may exist).
     TxAccepted {
         /// Its txid.
@@ -65,20 +101,43 @@ pub struct NodeState {
     pub mempool: Mempool,
     /// Txid → block of every transaction on the active chain (rebuilt at start).
     pub tx_index: HashMap<Txid, BlockHash>,
+    /// When this run of the node first knew each block (Unix ms), for `getblocktree` and
+    /// the announce-to-connect metric. Blocks loaded from disk at start have no entry.
+    first_seen: HashMap<BlockHash, u64>,
+    /// Transaction counts of stored bodies, filled as bodies arrive or are first asked for.
+    tx_counts: HashMap<BlockHash, usize>,
+    /// Where time comes from (set by [`spawn`] to the node's clock).
+    clock: SharedClock,
+    /// The node's metrics.
+    metrics: Arc<Metrics>,
+    /// The miner's policy and the blocks it withholds.
+    pub strategy: Strategy,
     events: broadcast::Sender<NodeEvent>,
 }
 
 impl NodeState {
     /// Wraps an opened chain; indexes the active chain's transactions.
     pub fn new(
-        chain: ChainState<RocksStore>,
+        mut chain: ChainState<RocksStore>,
         events: broadcast::Sender<NodeEvent>,
     ) -> Result<Self, ChainError> {
-        let mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        let mut mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
+        // One signature cache: what the mempool verified, block connection skips.
+        let sigcache = Arc::new(SigCache::with_max_bytes(
+            sigcache_salt(),
+            DEFAULT_SIGCACHE_BYTES,
+        ));
+        chain.set_sigcache(sigcache.clone());
+        mempool.set_sigcache(sigcache);
         let mut state = NodeState {
             chain,
             mempool,
             tx_index: HashMap::new(),
+            first_seen: HashMap::new(),
+            tx_counts: HashMap::new(),
+            clock: crate::clock::system(),
+            metrics: Arc::new(Metrics::new()),
+            strategy: Strategy::default(),
             events,
         };
         for height in 0..=state.chain.height() {
@@ -92,6 +151,18 @@ impl NodeState {
             }
         }
         Ok(state)
+    }
+
+    /// Records into `metrics` from now on (the node's one registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The same state with the miner following `kind` (`--strategy`).
+    pub fn with_strategy(mut self, kind: StrategyKind) -> Self {
+        self.strategy = Strategy::new(kind);
+        self
     }
 
     /// The chain parameters.
@@ -112,9 +183,29 @@ impl NodeState {
         now: u64,
         origin: Origin,
     ) -> Result<ImportReport, ChainError> {
+        // A selfish miner watches for blocks that lengthen the public chain.
+        let watched = (origin == Origin::Peer && self.strategy.kind() != StrategyKind::Honest)
+            .then(|| block.block_hash());
         // Only a local block is announced, so only it is kept beyond the import.
         let announce = (origin == Origin::Local).then(|| Arc::new(block.clone()));
-        let report = self.chain.accept_block(block, now)?;
+        if origin == Origin::Peer {
+            self.metrics.blocks_received.inc();
+        }
+        let hash = block.block_hash();
+        let (parent, txs) = (block.header.prev_blockhash, block.txs.len());
+        let was_known = self.chain.entry(&hash).is_some();
+        let started = std::time::Instant::now();
+        let report = self.chain.accept_block(block, now);
+        self.metrics
+            .block_validation
+            .observe(started.elapsed().as_secs_f64());
+        let report = report?;
+        if self.chain.entry(&hash).is_some_and(|e| e.has_data) {
+            self.tx_counts.insert(hash, txs);
+        }
+        if !was_known {
+            self.note_known(hash, parent);
+        }
         use cairn_core::ImportOutcome::*;
         if let Some(block) = announce.filter(|_| matches!(report.outcome, Active | SideChain)) {
             let _ = self.events.send(NodeEvent::BlockAccepted(block));
@@ -122,7 +213,77 @@ impl NodeState {
         if let Some(change) = &report.tip_changed {
             self.apply_tip_change(change, now);
         }
+        if let Some(hash) = watched.filter(|_| matches!(report.outcome, Active | SideChain)) {
+            self.strategy_saw_peer_block(&hash);
+        }
         Ok(report)
+    }
+
+    /// Imports a block the local miner found: announced at once by an honest miner,
+    /// withheld (and perhaps some earlier ones published) by a selfish one.
+    pub fn submit_mined_block(
+        &mut self,
+        block: Block,
+        now: u64,
+    ) -> Result<ImportReport, ChainError> {
+        if self.strategy.kind() == StrategyKind::Honest {
+            return self.submit_block(block, now, Origin::Local);
+        }
+        let hash = block.block_hash();
+        let report = self.submit_block(block, now, Origin::Withheld)?;
+        if report.outcome == cairn_core::ImportOutcome::Active {
+            let height = self.chain.tip().height;
+            if let Some(publish) = self.strategy.on_mined(hash, height) {
+                self.publish(&publish);
+            }
+        }
+        Ok(report)
+    }
+
+    fn strategy_saw_peer_block(&mut self, hash: &BlockHash) {
+        let Some(entry) = self.chain.entry(hash) else {
+            return;
+        };
+        let (height, parent) = (entry.height, entry.header.prev_blockhash);
+        let publish = self.strategy.on_peer_block(height, &parent);
+        self.publish(&publish);
+    }
+
+    /// Announces withheld blocks the strategy made public, in order.
+    fn publish(&mut self, hashes: &[BlockHash]) {
+        for hash in hashes {
+            match self.chain.block(hash) {
+                Ok(Some(block)) => {
+                    tracing::info!(%hash, "publishing a withheld block");
+                    let _ = self.events.send(NodeEvent::BlockAccepted(Arc::new(block)));
+                }
+                Ok(None) => tracing::error!(%hash, "withheld block to publish has no body"),
+                Err(e) => tracing::error!(%hash, "reading a withheld block to publish: {e}"),
+            }
+        }
+    }
+
+    /// `getmininginfo`'s `strategy`: the policy's state and the tip peers may know about.
+    pub fn strategy_info(&self) -> serde_json::Value {
+        let mut info = self.strategy.info();
+        let public = self.public_tip();
+        info["public_tip"] = serde_json::Value::String(public.hash.to_string());
+        info["public_tip_height"] = public.height.into();
+        info
+    }
+
+    /// The tip peers may know about: the active tip, or below the blocks a selfish miner
+    /// withholds.
+    pub fn public_tip(&self) -> &cairn_core::chain::BlockEntry {
+        let tip = self.chain.tip();
+        match self.strategy.public_height_limit() {
+            Some(limit) if limit < tip.height => self
+                .chain
+                .hash_at(limit)
+                .and_then(|h| self.chain.entry(&h))
+                .expect("heights below the tip are active and indexed"),
+            _ => tip,
+        }
     }
 
     /// Brings indexes and mempool in line with a moved tip, then announces it. The change
@@ -147,14 +308,18 @@ impl NodeState {
                 self.tx_index.insert(*txid, block.hash);
             }
         }
+        let now_ms = self.clock.now_millis();
+        for block in &change.connected {
+            if let Some(first) = self.first_seen.get(&block.hash) {
+                let secs = now_ms.saturating_sub(*first) as f64 / 1000.0;
+                self.metrics.block_announce_to_connect.observe(secs);
+            }
+        }
         let next_height = self.chain.height() + 1;
-        if let Err(e) = self.mempool.reorg(
-            change.returned_txs.clone(),
-            &change.connected,
-            self.chain.store(),
-            next_height,
-            now,
-        ) {
+        if let Err(e) =
+            self.mempool
+                .update_for_tip_change(change, self.chain.store(), next_height, now)
+        {
             tracing::error!(
                 "mempool update after the tip change stopped early, the pool keeps what it re-validated: {e}"
             );
@@ -165,6 +330,7 @@ impl NodeState {
         } else {
             tracing::info!(tip = %tip.hash, height = tip.height, "new tip");
         }
+        self.metrics.tip_changed(tip.height, change.reorg_depth());
         let _ = self.events.send(NodeEvent::TipChanged {
             tip: tip.hash,
             height: tip.height,
@@ -180,6 +346,9 @@ impl NodeState {
         origin: Origin,
     ) -> Result<Accepted, MempoolError> {
         let relay = (origin == Origin::Local).then(|| Arc::new(tx.clone()));
+        if origin == Origin::Peer {
+            self.metrics.txs_received.inc();
+        }
         let next_height = self.chain.height() + 1;
         let accepted = self
             .mempool
@@ -224,88 +393,7 @@ impl NodeState {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut NodeState) + Send>;
-
 /// The node has stopped; its state is gone.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the node is shutting down")]
 pub struct NodeStopped;
-
-/// A cheap handle to the state owner.
-#[derive(Clone)]
-pub struct ChainHandle {
-    jobs: mpsc::Sender<Job>,
-    events: broadcast::Sender<NodeEvent>,
-    params: Arc<ChainParams>,
-}
-
-impl ChainHandle {
-    /// Runs `f` on the state owner and returns its result.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
-    ) -> Result<R, NodeStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.jobs.send(job).await.map_err(|_| NodeStopped)?;
-        answer.await.map_err(|_| NodeStopped)
-    }
-
-    /// [`call`](Self::call) from a plain thread (the miner's).
-    pub fn call_blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut NodeState) -> R + Send + 'static,
-    ) -> Result<R, NodeStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.jobs.blocking_send(job).map_err(|_| NodeStopped)?;
-        answer.blocking_recv().map_err(|_| NodeStopped)
-    }
-
-    /// Subscribes to state changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
-    }
-
-    /// The chain parameters (immutable, so readable without a round trip).
-    pub fn params(&self) -> &ChainParams {
-        &self.params
-    }
-
-    /// Publishes `event` without any change of state: a Byzantine mode
-    /// ([`crate::byzantine`]) gossips blocks and transactions it did not import.
-    pub fn announce(&self, event: NodeEvent) {
-        let _ = self.events.send(event);
-    }
-
-    /// Events published and not yet seen by the slowest subscriber.
-    pub fn backlog(&self) -> usize {
-        self.events.len()
-    }
-}
-
-/// Starts the state-owner thread. It runs until every handle is dropped, then flushes
-/// the store; join the returned thread to wait for that.
-pub fn spawn(state: NodeState) -> (ChainHandle, std::thread::JoinHandle<()>) {
-    let (jobs, mut inbox) = mpsc::channel::<Job>(1024);
-    let handle = ChainHandle {
-        jobs,
-        events: state.events.clone(),
-        params: Arc::new(state.params().clone()),
-    };
-    let thread = std::thread::Builder::new()
-        .name("chain".into())
-        .spawn(move || {
-            let mut state = state;
-            while let Some(job) = inbox.blocking_recv() {
-                job(&mut state);
-            }
-            state.close();
-        })
-        .expect("spawning the chain thread");
-    (handle, thread)
-}

@@ -1,5 +1,6 @@
 //! `cairn node` settings: command-line flags over `DATADIR/cairn.toml` over defaults.
 
+use crate::strategy::StrategyKind;
 use anyhow::{Context, bail};
 use cairn_core::ChainParams;
 use clap::{Args, ValueEnum};
@@ -55,6 +56,9 @@ pub struct NodeArgs {
     /// Mine one block every SECS seconds instead of continuously (like anvil's --block-time)
     #[arg(long, value_name = "SECS")]
     pub block_time: Option<u64>,
+    /// Mine at most RATE hashes per second (e.g. 250k, 1.5M; 0 hashes nothing); implies --mine
+    #[arg(long, value_name = "RATE", value_parser = hashrate_arg)]
+    pub hashrate: Option<u64>,
     /// Discover peers on the local network with mDNS
     #[arg(long)]
     pub mdns: bool,
@@ -70,6 +74,12 @@ pub struct NodeArgs {
     /// Most inbound peers; beyond, the least useful one is evicted [default: 117]
     #[arg(long, hide = true)]
     pub max_inbound: Option<u32>,
+    /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:0)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Mining policy: honest announces every block, selfish withholds them (Eyal–Sirer) [default: honest]
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyKind>,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -84,11 +94,27 @@ struct FileConfig {
     miner_address: Option<String>,
     threads: Option<usize>,
     block_time: Option<u64>,
+    hashrate: Option<FileHashRate>,
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
     byzantine: Option<String>,
     max_inbound_per_ip: Option<u32>,
     max_inbound: Option<u32>,
+    metrics: Option<SocketAddr>,
+    strategy: Option<StrategyKind>,
+}
+
+/// `hashrate` in `cairn.toml`: `hashrate = "250k"` or `hashrate = 250000`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileHashRate {
+    Number(u64),
+    Text(String),
+}
+
+/// Parses `--hashrate` for clap (a bad value is a usage error, exit 2).
+fn hashrate_arg(text: &str) -> Result<u64, String> {
+    cairn_miner::parse_hashrate(text).map_err(|e| e.to_string())
 }
 
 /// Resolved settings.
@@ -104,6 +130,8 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// RPC bind address.
     pub rpc_addr: SocketAddr,
+    /// Where to serve metrics (none: not served).
+    pub metrics: Option<SocketAddr>,
     /// Mine from the start.
     pub mine: bool,
     /// Coinbase address (validated).
@@ -112,6 +140,8 @@ pub struct NodeConfig {
     pub threads: usize,
     /// Interval mining.
     pub block_time: Option<u64>,
+    /// Hash-rate cap in hashes per second (`None`: as fast as the threads go).
+    pub hashrate: Option<u64>,
     /// mDNS discovery.
     pub mdns: bool,
     /// Log format.
@@ -120,6 +150,8 @@ pub struct NodeConfig {
     pub faults: crate::byzantine::Faults,
     /// Inbound peer limits.
     pub limits: crate::network::PeerLimits,
+    /// Mining policy.
+    pub strategy: StrategyKind,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -174,6 +206,21 @@ impl NodeConfig {
         if args.block_time.or(file.block_time) == Some(0) {
             bail!("--block-time must be at least 1 second");
         }
+        let hashrate = match (args.hashrate, file.hashrate) {
+            (Some(rate), _) => Some(rate),
+            (None, Some(FileHashRate::Number(rate))) => Some(rate),
+            (None, Some(FileHashRate::Text(text))) => Some(
+                cairn_miner::parse_hashrate(&text)
+                    .with_context(|| format!("hashrate in {}", toml_path.display()))?,
+            ),
+            (None, None) => None,
+        };
+        if hashrate.is_some_and(|rate| rate > cairn_miner::rate::MAX_HASHRATE) {
+            bail!(
+                "hashrate in {} is above 1e15 hashes per second",
+                toml_path.display()
+            );
+        }
         let listen = if !args.listen.is_empty() {
             args.listen
         } else {
@@ -189,14 +236,17 @@ impl NodeConfig {
             } else {
                 file.peer.unwrap_or_default()
             },
+            metrics: args.metrics.or(file.metrics),
             rpc_addr: args
                 .rpc_addr
                 .or(file.rpc_addr)
                 .unwrap_or_else(|| DEFAULT_RPC_ADDR.parse().expect("valid default")),
-            mine: args.mine || file.mine.unwrap_or(false),
+            // A hash-rate cap only means something while mining: `--hashrate` implies it.
+            mine: args.mine || file.mine.unwrap_or(false) || hashrate.is_some(),
             miner_address,
             threads,
             block_time: args.block_time.or(file.block_time),
+            hashrate,
             mdns: args.mdns || file.mdns.unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             faults: crate::byzantine::parse(&args.byzantine.or(file.byzantine).unwrap_or_default())
@@ -205,6 +255,7 @@ impl NodeConfig {
                 args.max_inbound.or(file.max_inbound),
                 args.max_inbound_per_ip.or(file.max_inbound_per_ip),
             ),
+            strategy: args.strategy.or(file.strategy).unwrap_or_default(),
         })
     }
 }
@@ -235,6 +286,34 @@ mod tests {
             config.miner_address,
             ChainParams::devnet().config.dev_accounts[0].address
         );
+    }
+
+    #[test]
+    fn hashrate_comes_from_the_flag_or_the_file_and_implies_mining() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |toml: &str, flag: Option<u64>| {
+            std::fs::write(dir.path().join("cairn.toml"), toml).unwrap();
+            NodeConfig::resolve(NodeArgs {
+                datadir: Some(dir.path().into()),
+                hashrate: flag,
+                ..Default::default()
+            })
+        };
+        let config = resolve("", None).unwrap();
+        assert_eq!((config.hashrate, config.mine), (None, false));
+        let config = resolve("hashrate = \"1.5M\"\n", None).unwrap();
+        assert_eq!((config.hashrate, config.mine), (Some(1_500_000), true));
+        let config = resolve("hashrate = 2000\n", None).unwrap();
+        assert_eq!(config.hashrate, Some(2000));
+        let config = resolve("hashrate = \"1.5M\"\n", Some(0)).unwrap();
+        assert_eq!((config.hashrate, config.mine), (Some(0), true));
+        let err = format!("{:#}", resolve("hashrate = \"fast\"\n", None).unwrap_err());
+        assert!(
+            err.contains("cairn.toml") && err.contains("\"fast\""),
+            "{err}"
+        );
+        assert_eq!(hashrate_arg("250k"), Ok(250_000));
+        assert!(hashrate_arg("250x").unwrap_err().contains("suffixes"));
     }
 
     #[test]

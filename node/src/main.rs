@@ -1,5 +1,7 @@
 //! `cairn`: the command line of the Cairn node. See `../shared/INTERFACE.md` and README.md.
 
+mod bench;
+
 use anyhow::Context;
 use cairn_node::config::{LogFormat, NodeArgs, NodeConfig};
 use clap::{Args, Parser, Subcommand};
@@ -26,6 +28,10 @@ enum Command {
     Wallet(cairn_wallet::cli::WalletArgs),
     /// A local multi-node testnet: up, status, partition, heal, down.
     Testnet(cairn_lab::testnet::TestnetArgs),
+    /// Scenario files: a testnet, a timeline of network events, checked expectations.
+    Scenario(cairn_lab::scenario::ScenarioArgs),
+    /// Consensus theory measured on real nodes: stale-rate, selfish, double-spend.
+    Experiment(cairn_lab::experiment::ExperimentArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -35,6 +41,12 @@ enum Command {
 enum BenchCommand {
     /// SHA-256d nonce search speed of each kernel against a plain reference measured in the same run.
     Miner(BenchMinerArgs),
+    /// Block connection (in-memory store): inputs/s ÷ single-thread k256 verify/s, cold and with a warm signature cache.
+    Validate(bench::workload::ChainArgs),
+    /// Block connection into rocksdb ÷ into memory, same chain, same run (blocks/s).
+    Store(bench::workload::ChainArgs),
+    /// Mempool acceptance: txs/s ÷ verify/s; and a block connecting against a full pool.
+    Mempool(bench::mempool::MempoolArgs),
 }
 
 #[derive(Args)]
@@ -107,7 +119,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rpc(args) => cairn_node::rpc_cli::run(args),
         Command::Wallet(args) => cairn_wallet::cli::run(args),
         Command::Testnet(args) => cairn_lab::testnet::run(args),
+        Command::Scenario(args) => cairn_lab::scenario::run(args),
+        Command::Experiment(args) => cairn_lab::experiment::run(args),
         Command::Bench(BenchCommand::Miner(args)) => bench_miner(args),
+        Command::Bench(BenchCommand::Validate(args)) => {
+            bench::print(&bench::validate::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Store(args)) => {
+            bench::print(&bench::store::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Mempool(args)) => {
+            bench::print(&bench::mempool::run(&args)?, args.json);
+            Ok(())
+        }
     }
 }
 

@@ -6,8 +6,11 @@
 //! branch on a hot path: the chain owner records imports and tip changes as they happen
 //! ([`Metrics::block_connected`], [`Metrics::tip_changed`], …); what is cheaper to read than
 //! to track (mempool, peers, bans, hash rate, stale blocks) is sampled once a
-//! second from the handles every other part of the node uses (see `lib.rs`).
+//! second ([`spawn_sampler`]) from the handles every other part of the node uses.
 
+use crate::chain_task::ChainHandle;
+use crate::mining::MiningHandle;
+use crate::network::NetworkHandle;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
@@ -20,6 +23,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 /// Content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -168,6 +172,37 @@ impl Metrics {
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
+}
+
+/// How often the sampled metrics are refreshed.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Refreshes the sampled metrics every [`SAMPLE_INTERVAL`] until the chain owner stops.
+pub fn spawn_sampler(
+    metrics: Arc<Metrics>,
+    chain: ChainHandle,
+    network: NetworkHandle,
+    mining: MiningHandle,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Ok((stale, txs, bytes)) = chain.sample().await else {
+                break;
+            };
+            metrics.stale_blocks.set(stale as i64);
+            metrics.mempool_txs.set(txs as i64);
+            metrics.mempool_bytes.set(bytes as i64);
+            if let Ok(peers) = network.peer_info().await {
+                metrics.peers.set(peers.len() as i64);
+            }
+            if let Ok(bans) = network.list_banned().await {
+                metrics.bans.set(bans.len() as i64);
+            }
+            metrics.hashrate.set(mining.info().hashps);
+        }
+    })
 }
 
 async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

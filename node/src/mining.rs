@@ -5,11 +5,15 @@
 //! chain owner and hands found blocks back. Every search runs under a [`CancelToken`]
 //! registered here, and a listener cancels all of them on a new tip (the work would be
 //! stale) or on new mempool transactions (a better template exists).
+//!
+//! Continuous and interval mining follow one [`Throttle`], the node's hash-rate cap
+//! (`--hashrate`, `sethashrate`): a share of a testnet's hash power is a setting. `generate`
+//! ignores it, since it exists to mine blocks now.
 
 use crate::byzantine::{self, Faults};
-use crate::chain_task::{ChainHandle, NodeEvent, Origin, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent, QueryError};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
-use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig};
+use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig, Throttle};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -47,8 +51,11 @@ pub struct LocalMiningInfo {
     pub mining: bool,
     /// Threads.
     pub threads: usize,
-    /// Local hashes per second, averaged since the node started.
+    /// Local hashes per second, averaged since the mining settings last changed (start,
+    /// `setmining`, `sethashrate`), so it settles on a new cap within seconds.
     pub hashps: f64,
+    /// The hash-rate cap in hashes per second, `None` when uncapped.
+    pub hashrate_limit: Option<u64>,
     /// The SHA-256d kernel in use.
     pub kernel: &'static str,
 }
@@ -60,9 +67,16 @@ struct Shared {
     wake: Condvar,
     searches: Mutex<Vec<CancelToken>>,
     shutdown: AtomicBool,
+    /// Coinbase tag of the next search. It starts at a random value: nodes paying the same
+    /// address (a testnet's default) would otherwise build identical templates in the same
+    /// second and sweep the same nonces, so N capped nodes would find blocks no faster than one.
     extranonce: AtomicU64,
-    hashes: AtomicU64,
-    started: Instant,
+    /// The cap of continuous and interval mining; it also counts their hashes, live.
+    throttle: Throttle,
+    /// Hashes of finished `generate` searches.
+    generated_hashes: AtomicU64,
+    /// Since when, and from which hash count, `hashps` averages.
+    epoch: Mutex<(Instant, u64)>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
     faults: Mutex<Faults>,
 }
@@ -81,6 +95,7 @@ impl MiningHandle {
         mining: bool,
         threads: usize,
         block_time: Option<u64>,
+        hashrate: Option<u64>,
     ) -> (MiningHandle, std::thread::JoinHandle<()>) {
         let shared = Arc::new(Shared {
             chain: chain.clone(),
@@ -93,9 +108,10 @@ impl MiningHandle {
             wake: Condvar::new(),
             searches: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
-            extranonce: AtomicU64::new(0),
-            hashes: AtomicU64::new(0),
-            started: Instant::now(),
+            extranonce: AtomicU64::new(random_tag()),
+            throttle: Throttle::new(hashrate),
+            generated_hashes: AtomicU64::new(0),
+            epoch: Mutex::new((Instant::now(), 0)),
             listener: Mutex::new(None),
             faults: Mutex::new(Faults::default()),
         });
@@ -161,8 +177,32 @@ impl MiningHandle {
                 s.threads = t;
             }
         }
+        self.restart_hashps();
         self.cancel_searches();
         self.shared.wake.notify_all();
+    }
+
+    /// `sethashrate`: caps continuous mining at `rate` hashes per second (`None`: uncapped;
+    /// `Some(0)`: no hashing until the next change) and switches it on, as `--hashrate` does.
+    /// A running search follows the new cap within a few milliseconds, without restarting.
+    pub fn set_hashrate(&self, rate: Option<u64>) {
+        self.shared.throttle.set_rate(rate);
+        self.shared
+            .settings
+            .lock()
+            .expect("settings lock is never poisoned")
+            .mining = true;
+        self.restart_hashps();
+        self.shared.wake.notify_all();
+    }
+
+    /// Starts a new `hashps` average from now.
+    fn restart_hashps(&self) {
+        *self
+            .shared
+            .epoch
+            .lock()
+            .expect("epoch lock is never poisoned") = (Instant::now(), self.shared.total_hashes());
     }
 
     /// Local state for `getmininginfo`.
@@ -172,11 +212,17 @@ impl MiningHandle {
             .settings
             .lock()
             .expect("settings lock is never poisoned");
-        let secs = self.shared.started.elapsed().as_secs_f64().max(1e-3);
+        let (since, base) = *self
+            .shared
+            .epoch
+            .lock()
+            .expect("epoch lock is never poisoned");
+        let secs = since.elapsed().as_secs_f64().max(1e-3);
         LocalMiningInfo {
             mining: s.mining,
             threads: s.threads,
-            hashps: self.shared.hashes.load(Ordering::Relaxed) as f64 / secs,
+            hashps: self.shared.total_hashes().saturating_sub(base) as f64 / secs,
+            hashrate_limit: self.shared.throttle.rate(),
             kernel: Kernel::best().name(),
         }
     }
@@ -199,7 +245,7 @@ impl MiningHandle {
                 if shared.shutdown.load(Ordering::Relaxed) {
                     return Err(MiningError::Stopped);
                 }
-                if let Some(hash) = mine_one(&shared, pay_to, threads)? {
+                if let Some(hash) = mine_one(&shared, pay_to, threads, None)? {
                     hashes.push(hash);
                 }
             }
@@ -238,13 +284,57 @@ impl MiningHandle {
     }
 }
 
-/// One search on a fresh template; `Ok(None)` when cancelled (tip or template changed).
-/// A Byzantine node ([`crate::byzantine`]) poisons the template and gossips the block
-/// unimported (`invalid-blocks`), or mines a twin on the same parent (`equivocate`).
+/// A random starting coinbase tag (zero if the OS has no randomness: still correct, only
+/// no longer independent of other nodes paying the same address).
+fn random_tag() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(e) => {
+            tracing::warn!("no randomness for the coinbase tag: {e}");
+            0
+        }
+    }
+}
+
+/// Reads the rate parameter of `sethashrate`: hashes per second as a number or as a string
+/// with a suffix (`"250k"`, `"1.5M"`), `0` for no hashing, `null` for no cap.
+pub fn hashrate_param(value: &serde_json::Value) -> Result<Option<u64>, String> {
+    use serde_json::Value;
+    let rate = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("rate must be a whole number of hashes per second, not {n}"))?,
+        Value::String(text) => cairn_miner::parse_hashrate(text).map_err(|e| e.to_string())?,
+        other => {
+            return Err(format!(
+                "rate must be a number, a string such as \"250k\" or null, not {other}"
+            ));
+        }
+    };
+    if rate > cairn_miner::rate::MAX_HASHRATE {
+        return Err(format!("rate {rate} is above 1e15 hashes per second"));
+    }
+    Ok(Some(rate))
+}
+
+impl Shared {
+    /// Hashes computed so far by continuous, interval and `generate` mining.
+    fn total_hashes(&self) -> u64 {
+        self.throttle.hashes() + self.generated_hashes.load(Ordering::Relaxed)
+    }
+}
+
+/// One search on a fresh template, capped by `throttle` (`None`: uncapped, counted as
+/// `generate` work); `Ok(None)` when cancelled (tip or template changed). A Byzantine node
+/// ([`crate::byzantine`]) poisons the template and gossips the block unimported
+/// (`invalid-blocks`), or mines a twin on the same parent (`equivocate`).
 fn mine_one(
     shared: &Shared,
     pay_to: PubkeyHash,
     threads: usize,
+    throttle: Option<&Throttle>,
 ) -> Result<Option<BlockHash>, MiningError> {
     let cancel = CancelToken::new();
     shared
@@ -255,13 +345,13 @@ fn mine_one(
     let tag = shared.extranonce.fetch_add(1, Ordering::Relaxed);
     let mut template = shared
         .chain
-        .call_blocking(move |s| s.block_template(pay_to, unix_now(), tag.to_le_bytes().to_vec()))
+        .template_blocking(pay_to, tag.to_le_bytes().to_vec())
         .map_err(|_| MiningError::Stopped)?;
     let faults = *shared.faults.lock().expect("faults lock is never poisoned");
     if faults.invalid_blocks {
         byzantine::poison(&mut template);
     }
-    let Some(block) = search(shared, &template, threads, &cancel)? else {
+    let Some(block) = search(shared, &template, threads, throttle, &cancel)? else {
         return Ok(None);
     };
     let hash = block.block_hash();
@@ -273,12 +363,8 @@ fn mine_one(
         return Ok(Some(hash));
     }
     let twin = if faults.equivocate {
-        search(
-            shared,
-            &byzantine::equivocal_twin(&template),
-            threads,
-            &cancel,
-        )?
+        let twin = byzantine::equivocal_twin(&template);
+        search(shared, &twin, threads, throttle, &cancel)?
     } else {
         None
     };
@@ -290,11 +376,13 @@ fn mine_one(
     Ok(Some(hash))
 }
 
-/// Searches a nonce for `template`; `None` when cancelled.
+/// Searches a nonce for `template`, capped by `throttle` (`None`: uncapped, counted as
+/// `generate` work); `None` when cancelled.
 fn search(
     shared: &Shared,
     template: &cairn_core::Block,
     threads: usize,
+    throttle: Option<&Throttle>,
     cancel: &CancelToken,
 ) -> Result<Option<cairn_core::Block>, MiningError> {
     let target = Target::from_compact(template.header.bits)
@@ -302,14 +390,17 @@ fn search(
     let miner = Miner::new(MinerConfig {
         threads,
         kernel: None,
+        throttle: throttle.cloned(),
     })
     .map_err(|e| MiningError::Miner(e.to_string()))?;
     let found = miner
         .search(template, &target, cancel)
         .map_err(|e| MiningError::Miner(e.to_string()))?;
-    shared
-        .hashes
-        .fetch_add(miner.hashes_done(), Ordering::Relaxed);
+    if throttle.is_none() {
+        shared
+            .generated_hashes
+            .fetch_add(miner.hashes_done(), Ordering::Relaxed);
+    }
     Ok(found)
 }
 
@@ -318,9 +409,11 @@ fn submit(shared: &Shared, block: cairn_core::Block) -> Result<(), MiningError> 
     let hash = block.block_hash();
     let report = shared
         .chain
-        .call_blocking(move |s| s.submit_block(block, unix_now(), Origin::Local))
-        .map_err(|_| MiningError::Stopped)?
-        .map_err(|e| MiningError::Miner(e.to_string()))?;
+        .submit_mined_block_blocking(block)
+        .map_err(|e| match e {
+            QueryError::Stopped(_) => MiningError::Stopped,
+            QueryError::Failed(e) => MiningError::Miner(e.to_string()),
+        })?;
     match report.outcome {
         ImportOutcome::Invalid(e) => Err(MiningError::Rejected {
             hash,
@@ -363,7 +456,12 @@ fn mining_loop(shared: &Shared) {
             next_slot = now + Duration::from_secs(interval);
         }
         loop {
-            match mine_one(shared, shared.pay_to, settings.threads) {
+            match mine_one(
+                shared,
+                shared.pay_to,
+                settings.threads,
+                Some(&shared.throttle),
+            ) {
                 Ok(Some(hash)) => {
                     tracing::debug!(%hash, "mined a block");
                     break;
@@ -392,6 +490,30 @@ fn mining_loop(shared: &Shared) {
                     break;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hashrate_param;
+    use serde_json::json;
+
+    #[test]
+    fn the_sethashrate_rate_is_a_number_a_suffixed_string_or_null() {
+        assert_eq!(hashrate_param(&json!(250_000)), Ok(Some(250_000)));
+        assert_eq!(hashrate_param(&json!("1.5M")), Ok(Some(1_500_000)));
+        assert_eq!(hashrate_param(&json!(0)), Ok(Some(0)));
+        assert_eq!(hashrate_param(&json!(null)), Ok(None));
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("fast"),
+            json!(true),
+            json!([1]),
+            json!(1e18),
+        ] {
+            assert!(hashrate_param(&bad).is_err(), "{bad}");
         }
     }
 }

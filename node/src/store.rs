@@ -32,6 +32,10 @@ use rocksdb::{
     ErrorKind, FlushOptions, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod snapshot;
+pub use snapshot::{AddressCoins, SnapshotUtxoStats, StoreReader};
 
 /// The on-disk format this code reads and writes, stored under `meta`/`format`. A store
 /// with any other marker is refused rather than misread.
@@ -131,7 +135,9 @@ fn in_file(file: Option<&Path>) -> String {
 /// The chain store on rocksdb. Dropping it closes the database; writes are already durable
 /// (see [`ChainWriter::write`]), [`RocksStore::flush`] only shortens the next start.
 pub struct RocksStore {
-    db: DB,
+    /// Shared with the [`StoreReader`]s handed out by [`RocksStore::reader`]; the database
+    /// closes when the last of them is dropped.
+    db: Arc<DB>,
     path: PathBuf,
 }
 
@@ -216,11 +222,17 @@ impl RocksStore {
         let db = DB::open_cf_descriptors(&db_options(), path, descriptors)
             .map_err(|e| open_error(path, e))?;
         let store = RocksStore {
-            db,
+            db: Arc::new(db),
             path: path_buf.clone(),
         };
         store.check_format(created)?;
         Ok(store)
+    }
+
+    /// A cheap, cloneable handle for long reads on consistent snapshots, off the thread
+    /// that owns this store (see [`StoreReader`]).
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(self.db.clone(), self.path.clone())
     }
 
     /// The store's directory.

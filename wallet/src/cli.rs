@@ -231,7 +231,21 @@ pub fn run(args: WalletArgs) -> anyhow::Result<()> {
         passphrase: PassphraseSource::EnvOrPrompt,
         kdf: KdfParams::default(),
     };
-    execute(args, &mut console)
+    match execute(args, &mut console) {
+        // `cairn wallet send ... | head -n 1` closes the pipe after the line it wanted: the
+        // reader's choice, not a failure (the command's work is done by then).
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether `e` is, somewhere in its chain, a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Runs `cairn wallet` on `console`.
@@ -1104,6 +1118,17 @@ fn utc(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_pipe_is_told_apart_from_other_write_failures() {
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(
+            &anyhow::Error::from(closed).context("printing the txid")
+        ));
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(!is_broken_pipe(&anyhow::Error::from(full)));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("insufficient funds")));
+    }
     use clap::{CommandFactory, Parser};
 
     /// The way `cairn` mounts the wallet.

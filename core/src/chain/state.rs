@@ -4,6 +4,11 @@
 //! index entry, connecting a block (spent and created coins, undo data, tip), disconnecting
 //! one. A crash between two batches leaves a consistent chain (perhaps mid-reorg, on a
 //! valid chain with less work); [`ChainState::open`] then resumes and finishes the reorg.
+//! Within one import, storing a block and connecting it share one batch ([`batch`]);
+//! connecting is in [`connect`].
+
+mod batch;
+mod connect;
 
 use crate::amount::Amount;
 use crate::block::{Block, BlockHeader};
@@ -20,13 +25,13 @@ use crate::keys::PubkeyHash;
 use crate::merkle::merkle_root;
 use crate::params::{ChainParams, MEDIAN_TIME_SPAN};
 use crate::pow::{CompactTarget, Target};
+use crate::sigcache::SigCache;
+use crate::sigcheck::Parallelism;
 use crate::store::{BlockUndo, ChainStore, StoreBatch, StoreError, UtxoStats};
 use crate::tx::{OutPoint, Transaction, TxOut};
 use crate::utxo::Coin;
-use crate::validation::{
-    BlockError, CheckedBlock, check_block, check_proof_of_work, check_tx_inputs,
-    verify_tx_signatures,
-};
+use crate::validation::{BlockError, CheckedBlock, check_block, check_proof_of_work};
+use batch::PendingWrite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -52,6 +57,14 @@ pub struct ChainState<S: ChainStore> {
     /// while an operation that reports a tip change runs ([`ChainState::operation`]);
     /// resuming in [`ChainState::open`] reports nothing, so it keeps nothing either.
     bodies: Option<HashMap<BlockHash, HashedBlock>>,
+    /// What was stored in memory but not written yet: it joins the next batch ([`batch`]).
+    pending: PendingWrite,
+    /// Whether an operation runs, so that storing a block waits for its next batch.
+    deferring: bool,
+    /// Verified signatures shared with the mempool; connection skips what it holds.
+    sigcache: Option<Arc<SigCache>>,
+    /// How block signatures are verified.
+    parallelism: Parallelism,
 }
 
 impl<S: ChainStore> std::fmt::Debug for ChainState<S> {
@@ -79,6 +92,10 @@ impl<S: ChainStore> ChainState<S> {
             orphans: OrphanPool::default(),
             next_seq: 1,
             bodies: None,
+            pending: PendingWrite::default(),
+            deferring: false,
+            sigcache: None,
+            parallelism: Parallelism::Auto,
         };
         let stored = chain.store.load_index()?;
         if stored.is_empty() {
@@ -159,7 +176,7 @@ impl<S: ChainStore> ChainState<S> {
                 )
             })
             .collect();
-        self.store.write(StoreBatch {
+        self.write(StoreBatch {
             index: vec![entry.clone()],
             blocks: vec![(hash, &block)],
             coins_added,
@@ -207,6 +224,12 @@ impl<S: ChainStore> ChainState<S> {
     /// An entry of the block tree.
     pub fn entry(&self, hash: &BlockHash) -> Option<&BlockEntry> {
         self.entries.get(hash)
+    }
+
+    /// Every entry of the block tree (header or body) at height `from` or above, in no
+    /// particular order: what a fork view draws.
+    pub fn entries_from(&self, from: u32) -> impl Iterator<Item = &BlockEntry> {
+        self.entries.values().filter(move |e| e.height >= from)
     }
 
     /// Number of blocks in the tree (headers included).
@@ -472,7 +495,7 @@ impl<S: ChainStore> ChainState<S> {
         match self.check_new_header(&hash, header, now) {
             Err(e) => Ok(HeaderOutcome::Invalid(e)),
             Ok(entry) => {
-                self.store.write(StoreBatch {
+                self.write(StoreBatch {
                     index: vec![entry.clone()],
                     ..Default::default()
                 })?;
@@ -651,7 +674,7 @@ impl<S: ChainStore> ChainState<S> {
                 _ => parent.hash,
             };
             entry.validity = Validity::InvalidAncestor(bad);
-            self.store.write(StoreBatch {
+            self.write(StoreBatch {
                 index: vec![entry.clone()],
                 ..Default::default()
             })?;
@@ -665,11 +688,7 @@ impl<S: ChainStore> ChainState<S> {
         }
         let txids: Arc<[Txid]> = checked.txids().into();
         let body = Arc::new(checked.into_block());
-        self.store.write(StoreBatch {
-            index: vec![entry.clone()],
-            blocks: vec![(hash, &body)],
-            ..Default::default()
-        })?;
+        self.write_deferred(vec![entry.clone()], Some((hash, body.clone())))?;
         if parent_available {
             self.fork_choice.insert(&entry);
         }
@@ -714,10 +733,7 @@ impl<S: ChainStore> ChainState<S> {
             stack.extend(self.children.get(&child).into_iter().flatten().copied());
         }
         if !updated.is_empty() {
-            self.store.write(StoreBatch {
-                index: updated,
-                ..Default::default()
-            })?;
+            self.write_deferred(updated, None)?;
         }
         Ok(())
     }
@@ -777,104 +793,6 @@ impl<S: ChainStore> ChainState<S> {
         path
     }
 
-    /// Connects the child of the active tip: checks every contextual rule and writes the
-    /// UTXO changes, undo data and new tip in one batch.
-    fn connect_block(&mut self, hash: &BlockHash) -> Result<Result<(), BlockError>, ChainError> {
-        let entry = self.entries[hash].clone();
-        debug_assert_eq!(entry.header.prev_blockhash, self.tip().hash);
-        let HashedBlock { block, txids, .. } = self.body(hash, "block")?;
-        let height = entry.height;
-        let params = &self.params;
-        let coinbase = &block.txs[0];
-        if coinbase.lock_height != height {
-            return Ok(Err(BlockError::BadCoinbaseHeight {
-                expected: height,
-                got: coinbase.lock_height,
-            }));
-        }
-        let mut created: HashMap<OutPoint, Coin> = HashMap::new();
-        let mut spent_from_store: Vec<(OutPoint, Coin)> = Vec::new();
-        let mut spent_coins: Vec<Coin> = Vec::new();
-        let mut fees = Amount::ZERO;
-        for (index, (tx, txid)) in block.txs.iter().zip(txids.iter()).enumerate() {
-            let tx_err = |error| BlockError::Tx {
-                index,
-                txid: *txid,
-                error,
-            };
-            if index > 0 {
-                spent_coins.clear();
-                for input in &tx.inputs {
-                    let coin = if let Some(coin) = created.remove(&input.prevout) {
-                        coin
-                    } else if let Some(coin) = self.store.coin(&input.prevout)? {
-                        spent_from_store.push((input.prevout, coin));
-                        coin
-                    } else {
-                        return Ok(Err(tx_err(crate::validation::TxError::MissingOrSpent(
-                            input.prevout,
-                        ))));
-                    };
-                    spent_coins.push(coin);
-                }
-                let fee = match check_tx_inputs(tx, &spent_coins, height, params) {
-                    Ok(fee) => fee,
-                    Err(e) => return Ok(Err(tx_err(e))),
-                };
-                if let Err(e) = verify_tx_signatures(tx, &spent_coins, params) {
-                    return Ok(Err(tx_err(e)));
-                }
-                fees = match fees.checked_add(fee) {
-                    Some(f) => f,
-                    None => return Ok(Err(BlockError::FeeOverflow)),
-                };
-            }
-            for (vout, output) in tx.outputs.iter().enumerate() {
-                let coin = Coin {
-                    output: *output,
-                    height,
-                    is_coinbase: index == 0,
-                };
-                created.insert(
-                    OutPoint {
-                        txid: *txid,
-                        vout: vout as u32,
-                    },
-                    coin,
-                );
-            }
-        }
-        let paid = Amount::checked_sum(coinbase.outputs.iter().map(|o| o.amount))
-            .expect("output sums were checked context-free");
-        let allowed = match params.subsidy(height).checked_add(fees) {
-            Some(a) => a,
-            None => return Ok(Err(BlockError::FeeOverflow)),
-        };
-        if paid > allowed {
-            return Ok(Err(BlockError::CoinbaseTooLarge { paid, allowed }));
-        }
-
-        let mut connected = entry;
-        connected.validity = Validity::Valid;
-        let coins_spent = spent_from_store.iter().map(|(o, _)| *o).collect();
-        self.store.write(StoreBatch {
-            index: vec![connected.clone()],
-            coins_added: created.into_iter().collect(),
-            coins_spent,
-            undo_put: vec![(
-                *hash,
-                BlockUndo {
-                    spent: spent_from_store,
-                },
-            )],
-            tip: Some(*hash),
-            ..Default::default()
-        })?;
-        self.entries.insert(*hash, connected);
-        self.active.push(*hash);
-        Ok(Ok(()))
-    }
-
     /// Disconnects the active tip using its undo data, in one batch.
     fn disconnect_tip(&mut self) -> Result<(), ChainError> {
         let tip = self.tip().clone();
@@ -889,7 +807,7 @@ impl<S: ChainStore> ChainState<S> {
         for (tx, &txid) in body.block.txs.iter().zip(body.txids.iter()) {
             coins_spent.extend((0..tx.outputs.len() as u32).map(|vout| OutPoint { txid, vout }));
         }
-        self.store.write(StoreBatch {
+        self.write(StoreBatch {
             coins_spent,
             coins_added: undo.spent,
             undo_delete: vec![tip.hash],
@@ -951,15 +869,18 @@ impl<S: ChainStore> ChainState<S> {
         if let Some(body) = self.bodies.as_ref().and_then(|b| b.get(hash)) {
             return Ok(body.clone());
         }
-        let block = self
-            .store
-            .block(hash)?
-            .ok_or_else(|| ChainError::Corrupt(format!("body of {what} {hash} missing")))?;
+        let block =
+            match self.pending_body(hash) {
+                Some(block) => block,
+                None => Arc::new(self.store.block(hash)?.ok_or_else(|| {
+                    ChainError::Corrupt(format!("body of {what} {hash} missing"))
+                })?),
+            };
         let body = HashedBlock {
             hash: *hash,
             height: self.entries[hash].height,
             txids: block.txs.iter().map(Transaction::txid).collect(),
-            block: Arc::new(block),
+            block,
         };
         if let Some(bodies) = &mut self.bodies {
             bodies.insert(*hash, body.clone());
@@ -975,9 +896,16 @@ impl<S: ChainStore> ChainState<S> {
         op: impl FnOnce(&mut Self) -> Result<T, ChainError>,
     ) -> Result<T, ChainError> {
         self.bodies = Some(HashMap::new());
+        self.deferring = true;
         let result = op(self);
+        self.deferring = false;
+        // Whatever the operation's result, what it stored reaches the store before it
+        // returns; a failure to write it is the operation's failure.
+        let flushed = self.flush_pending();
         self.bodies = None;
-        result
+        let value = result?;
+        flushed?;
+        Ok(value)
     }
 
     // ----- invalid blocks ------------------------------------------------------------
@@ -1002,7 +930,7 @@ impl<S: ChainStore> ChainState<S> {
                 updated.push(entry.clone());
             }
         }
-        self.store.write(StoreBatch {
+        self.write(StoreBatch {
             index: updated,
             ..Default::default()
         })?;
@@ -1080,7 +1008,7 @@ impl<S: ChainStore> ChainState<S> {
                 updated.push(entry.clone());
             }
         }
-        self.store.write(StoreBatch {
+        self.write(StoreBatch {
             index: updated,
             ..Default::default()
         })?;

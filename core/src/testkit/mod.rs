@@ -224,6 +224,30 @@ impl SpendWorkload {
         }
     }
 
+    /// Mines blocks splitting the oldest coins into `parts` each until at least `coins`
+    /// confirmed coins are unspent: feeds a pool of many independent spends. Each block
+    /// stays within a third of the block size limit.
+    pub fn widen(&mut self, coins: usize, parts: usize) {
+        assert!(parts >= 2, "a split must create coins");
+        // Outputs are 28 bytes; an input with its signature about 140.
+        let tx_bytes = 140 + 28 * parts;
+        let per_block = (self.builder.params().max_block_size / 3 / tx_bytes).max(1);
+        while self.coins.len() < coins {
+            let wanted = (coins - self.coins.len()).div_ceil(parts - 1);
+            let n = wanted.min(per_block).min(self.coins.len());
+            let txs = self
+                .coins
+                .drain(..n)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(outpoint, coin, account)| {
+                    (self.split((outpoint, coin), account, parts), account)
+                })
+                .collect();
+            self.mine(txs);
+        }
+    }
+
     /// `n` valid, unmined, independent spends of confirmed coins (removed from `coins`).
     pub fn spends(&mut self, n: usize) -> Vec<Transaction> {
         assert!(self.coins.len() >= n, "not enough confirmed coins left");
@@ -300,6 +324,12 @@ mod tests {
         assert_eq!(work.tx_count(), 10 + 3 * 10);
         let mut fresh = ChainState::open(ChainParams::regtest(), MemoryStore::new()).unwrap();
         for block in work.blocks.clone() {
+            let report = fresh.accept_block(block, work.builder.now()).unwrap();
+            assert_eq!(report.outcome, ImportOutcome::Active);
+        }
+        work.widen(200, 10);
+        assert!(work.coins.len() >= 200);
+        for block in work.blocks[4..].iter().cloned() {
             let report = fresh.accept_block(block, work.builder.now()).unwrap();
             assert_eq!(report.outcome, ImportOutcome::Active);
         }

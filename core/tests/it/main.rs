@@ -9,3 +9,4 @@ mod reorg;
 mod rules;
 mod supply;
 mod support;
+mod timewarp;

@@ -54,6 +54,43 @@ fn block_over_the_size_limit_is_rejected_and_one_exactly_at_the_limit_is_accepte
 }
 
 #[test]
+fn oversized_body_under_a_known_header_is_rejected_before_hashing_without_poisoning_it() {
+    // Byzantine finding 9: the size used to be checked after every transaction was hashed
+    // for the merkle root. Checked first, its rejection comes before the body is matched to
+    // the header, so it must not mark the header invalid (like a merkle mismatch).
+    let mut kit = regtest();
+    let params = kit.params().clone();
+    let tx = simple_spend(&kit);
+    let good = unaccepted_block(&mut kit, vec![tx], Amount::from_base(FEE));
+    let now = kit.now();
+    let mut node = fresh_node(&params);
+    node.accept_header(&good.header, now).expect("memory store");
+    let mut padded = good.clone();
+    while padded.encoded_size() <= params.max_block_size {
+        padded.txs.push(good.txs[1].clone());
+    }
+    let size = padded.encoded_size();
+    let error = rejection(&mut node, &padded, now);
+    assert_eq!(
+        error,
+        BlockError::TooLarge {
+            size,
+            max: params.max_block_size
+        }
+    );
+    assert_eq!(error.reject_reason(), "bad-blk-length");
+    assert!(!error.is_permanent() && error.is_misbehavior());
+    assert!(
+        !node
+            .entry(&good.block_hash())
+            .expect("header known")
+            .validity
+            .is_invalid()
+    );
+    accept_active(&mut node, &good, now);
+}
+
+#[test]
 fn block_without_transactions_is_rejected() {
     let mut kit = regtest();
     let params = kit.params().clone();

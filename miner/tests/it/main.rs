@@ -5,6 +5,7 @@ mod agreement;
 mod cancellation;
 mod extranonce_roll;
 mod genesis;
+mod throttle;
 
 use cairn_core::testkit::TestChain;
 use cairn_core::{Amount, Block, ChainParams};
@@ -15,6 +16,7 @@ pub fn miner(kernel: Kernel, threads: usize) -> Miner {
     Miner::new(MinerConfig {
         threads,
         kernel: Some(kernel),
+        throttle: None,
     })
     .expect("kernel is available")
 }

@@ -1,6 +1,7 @@
 //! # cairn-lab: driving Cairn nodes from outside
 //!
-//! `cairn testnet` ([`testnet`]) and, as they come, the fork view, scenarios and experiments:
+//! `cairn testnet` ([`testnet`]), the fork view ([`view`], `cairn testnet view`) with the
+//! theory it shows beside what it sees ([`theory`]) and, as they come, scenarios and experiments:
 //! the code that starts `cairn node` processes and talks to them exactly as a user would,
 //! over the RPC contract of `cairn-rpc` and the files it defines (`node.json`,
 //! `devnet.json`). Everything the lab shows is therefore something a user could check with
@@ -10,4 +11,14 @@
 //! network; it uses `cairn-core` only for chain parameters, encoding and keys, and the
 //! wallet for signing.
 
+pub mod conditions;
+pub mod experiment;
+pub mod genesis;
+pub mod links;
+pub mod partition;
+pub mod peering;
+pub mod scenario;
 pub mod testnet;
+pub mod theory;
+pub mod topology;
+pub mod view;

@@ -1,34 +1,36 @@
 //! `cairn testnet`: a local multi-node network in one directory.
 //!
 //! `up` starts N real `cairn node` processes in the background, each with `DIR/nodeK/` as
-//! datadir, RPC and P2P on 127.0.0.1 (OS-chosen ports unless `--port-base`), connected in a
-//! full mesh; it waits until every node has all its peers, imports dev key K into node K's
-//! wallet and writes `DIR/devnet.json`. `partition` bans peers across groups (both
-//! directions) until `heal`; `down` stops every node of DIR cleanly.
+//! datadir, RPC and P2P on 127.0.0.1 (OS-chosen ports unless `--port-base`), connected as
+//! `--topology` says (a full mesh by default, see [`crate::topology`]); it waits until every
+//! node has exactly its peers, imports dev key K into node K's wallet and writes
+//! `DIR/devnet.json`. `--hashrate` caps the nodes' mining and `--target-interval` makes a
+//! genesis for the total ([`crate::conditions`]). `partition`, `eclipse` and `heal` live in
+//! [`crate::partition`]; `down` stops every node of DIR cleanly.
 //!
 //! Decisions (documented in the README): `--mine` makes every node mine continuously with
 //! one thread (forks then happen naturally); `--block-time S` makes node0 alone mine one
 //! block every S seconds (predictable, like anvil). Running `up` on a DIR whose nodes were
 //! stopped restarts them on their existing chains.
 
+use crate::conditions::Conditions;
+use crate::topology::neighbours;
 use anyhow::{Context, bail};
 use cairn_core::ChainParams;
+use cairn_miner::format_hashrate;
 use cairn_rpc::{DevKey, Devnet, DevnetNode, NodeInfo, RpcClient};
 use cairn_wallet::cli::load_params;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a node may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long the mesh (or a partition/heal) may take to form.
-const MESH_TIMEOUT: Duration = Duration::from_secs(60);
-/// A partition lasts until `heal`; bans need a duration, so use ten years.
-const PARTITION_BAN_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// Arguments of `cairn testnet`.
 #[derive(Debug, Args)]
@@ -61,22 +63,76 @@ pub enum TestnetCommand {
         /// Fixed ports: node K gets RPC port BASE+2K and P2P port BASE+2K+1 [default: OS-chosen]
         #[arg(long, value_name = "BASE")]
         port_base: Option<u16>,
+        /// Shape every link with this added one-way delay (see `link`)
+        #[arg(long, value_name = "MS")]
+        latency: Option<f64>,
+        /// Hash power and topology
+        #[command(flatten)]
+        conditions: Conditions,
         /// Run node NAME as a Byzantine node (repeatable; modes as for `cairn node --byzantine`)
         #[arg(long, value_name = "NAME=MODE[,MODE...]")]
         byzantine: Vec<String>,
     },
     /// Show every node's height, tip, peers, mempool and mining state
     Status,
-    /// Split the network: `partition node0,node1 node2`
+    /// Split the network: `partition node0,node1 node2`, or cut one link: `--one-way A B`
     Partition {
-        /// Groups of comma-separated node names; every node in exactly one group
+        /// Close the direct link A–B from B's side only (B refuses A; see the README)
+        #[arg(long)]
+        one_way: bool,
+        /// Groups of comma-separated node names, every node in exactly one group (with
+        /// --one-way: the two nodes A B)
         #[arg(required = true, num_args = 2..)]
         groups: Vec<String>,
     },
-    /// Undo a partition and reconnect the full mesh
+    /// Replace every peer of NAME by one node
+    Eclipse {
+        /// The node to eclipse
+        name: String,
+        /// Its only peer [default: the next node]
+        #[arg(long, value_name = "NODE")]
+        by: Option<String>,
+    },
+    /// Change a node's hash-rate cap live (0 stops its hashing)
+    Hashrate {
+        /// The node
+        name: String,
+        /// Hashes per second (250k, 1.5M, 0)
+        rate: String,
+    },
+    /// Undo partitions, one-way cuts and eclipses and restore the topology
     Heal,
+    /// Shape the link between two nodes (both directions unless --one-way), replacing its
+    /// previous shaping: delay, jitter, loss of blocks and transactions, a bandwidth cap
+    Link(crate::links::LinkArgs),
     /// Stop every node of the testnet
     Down,
+    /// Watch the merged block tree live in the browser, or print it with --text
+    View(crate::view::ViewArgs),
+}
+
+/// `DIR/prometheus.yml`: a Prometheus scrape config for every node's metrics, labelled
+/// with the node's name (`prometheus --config.file DIR/prometheus.yml`).
+pub fn write_scrape_config(dir: &Path, devnet: &Devnet) -> anyhow::Result<()> {
+    let mut yaml = format!(
+        "# Prometheus scrape config for the testnet in {}, written by `cairn testnet up`.\n\
+         scrape_configs:\n  - job_name: cairn\n    scrape_interval: 1s\n    static_configs:\n",
+        dir.display()
+    );
+    for node in &devnet.nodes {
+        let Some(url) = &node.metrics_url else {
+            continue;
+        };
+        let target = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics");
+        yaml.push_str(&format!(
+            "      - targets: [\"{target}\"]\n        labels: {{node: \"{}\"}}\n",
+            node.name
+        ));
+    }
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The node of `devnet` called `name`, or an error listing the names there are.
@@ -114,12 +170,40 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
             block_time,
             genesis,
             port_base,
+            latency,
+            conditions,
             byzantine,
-        } => up(&dir, n, mine, block_time, genesis, port_base, &byzantine).map(|_| ()),
+        } => {
+            let links = crate::links::previous(&dir);
+            let byzantine = byzantine_nodes(&byzantine, n)?;
+            up(
+                &dir,
+                n,
+                mine,
+                block_time,
+                genesis,
+                port_base,
+                &conditions,
+                &byzantine,
+            )?;
+            crate::links::after_up(&dir, links, latency)
+        }
         TestnetCommand::Status => status(&dir),
-        TestnetCommand::Partition { groups } => partition(&dir, &groups),
-        TestnetCommand::Heal => heal(&dir),
+        TestnetCommand::Partition {
+            one_way: true,
+            groups,
+        } => crate::partition::one_way(&dir, &groups),
+        TestnetCommand::Partition { groups, .. } => crate::partition::partition(&dir, &groups),
+        TestnetCommand::Eclipse { name, by } => {
+            crate::partition::eclipse(&dir, &name, by.as_deref())
+        }
+        TestnetCommand::Hashrate { name, rate } => {
+            crate::conditions::set_hashrate(&dir, &name, &rate)
+        }
+        TestnetCommand::Heal => crate::partition::heal(&dir),
+        TestnetCommand::Link(args) => crate::links::link(&dir, &args),
         TestnetCommand::Down => down(&dir),
+        TestnetCommand::View(args) => crate::view::run(&dir, args),
     }
 }
 
@@ -139,20 +223,16 @@ fn check_port_free(port: u16) -> anyhow::Result<()> {
 
 /// Parses `--byzantine NAME=MODE[,MODE...]` flags into node name → modes (the node checks
 /// the modes; here only that the name is one of the `n` nodes and given once).
-fn byzantine_nodes(
-    flags: &[String],
-    n: usize,
-) -> anyhow::Result<std::collections::HashMap<String, String>> {
-    let mut out = std::collections::HashMap::new();
+pub fn byzantine_nodes(flags: &[String], n: usize) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
     for flag in flags {
         let Some((name, modes)) = flag.split_once('=') else {
             bail!("--byzantine {flag}: expected NAME=MODE[,MODE...], e.g. node2=lie-work");
         };
-        let known = (0..n).any(|k| format!("node{k}") == name);
-        if !known {
+        if !(0..n).any(|k| format!("node{k}") == name) {
             bail!(
                 "--byzantine {flag}: no node named {name} (nodes: node0 … node{})",
-                n - 1
+                n.saturating_sub(1)
             );
         }
         if modes.trim().is_empty() {
@@ -166,6 +246,8 @@ fn byzantine_nodes(
 }
 
 /// Starts the testnet; returns its description.
+// The flags of `testnet up`, one argument each: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn up(
     dir: &Path,
     n: usize,
@@ -173,12 +255,107 @@ pub fn up(
     block_time: Option<u64>,
     genesis: Option<PathBuf>,
     port_base: Option<u16>,
-    byzantine: &[String],
+    conditions: &Conditions,
+    byzantine: &HashMap<String, String>,
 ) -> anyhow::Result<Devnet> {
     if n == 0 || n > 32 {
         bail!("-n must be between 1 and 32");
     }
-    let byzantine = byzantine_nodes(byzantine, n)?;
+    let names: Vec<String> = (0..n).map(|k| format!("node{k}")).collect();
+    let resolved = conditions.resolve(&names)?;
+    check_dir_is_free(dir)?;
+    let genesis = genesis
+        .map(|g| std::fs::canonicalize(&g).with_context(|| format!("genesis file {}", g.display())))
+        .transpose()?;
+    let mut params: ChainParams = load_params(genesis.as_deref())?;
+    if let Some(base) = port_base {
+        for k in 0..n as u16 {
+            check_port_free(base + 2 * k)?;
+            check_port_free(base + 2 * k + 1)?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let genesis = match conditions.interval_genesis(&dir, &params, &resolved.rates)? {
+        Some(path) => {
+            params = load_params(Some(&path))?;
+            Some(path)
+        }
+        None => genesis,
+    };
+    let exe = std::env::current_exe().context("finding the cairn binary")?;
+
+    let mut nodes: Vec<DevnetNode> = Vec::with_capacity(n);
+    for (k, name) in names.iter().enumerate() {
+        let peers = neighbours(&resolved.links, k);
+        let launch = Launch {
+            exe: &exe,
+            datadir: dir.join(name),
+            ports: port_base.map(|base| (base + 2 * k as u16, base + 2 * k as u16 + 1)),
+            genesis: genesis.as_deref(),
+            mine: mine.then_some(None).or_else(|| {
+                // `--block-time S` makes node0 alone mine, one block every S seconds.
+                block_time.filter(|_| k == 0).map(Some)
+            }),
+            hashrate: resolved.rates[k],
+            byzantine: byzantine.get(name).map(String::as_str),
+            peers: peers
+                .iter()
+                .filter_map(|&j| nodes.get(j))
+                .map(|p| p.p2p.clone())
+                .collect(),
+        };
+        let mut node = start_node(name, &launch)?;
+        node.peers = Some(peers.iter().map(|&j| names[j].clone()).collect());
+        nodes.push(node);
+    }
+
+    let devnet = Devnet {
+        dev_keys: params
+            .config
+            .dev_accounts
+            .iter()
+            .map(|a| DevKey {
+                name: a.name.clone(),
+                address: a.address.clone(),
+                secret_key_hex: a.secret_key_hex.clone(),
+            })
+            .collect(),
+        nodes,
+        genesis,
+        partition: Vec::new(),
+        links: Vec::new(),
+        mining: if mine || resolved.rates.iter().any(Option::is_some) {
+            "continuous".into()
+        } else if let Some(secs) = block_time {
+            format!("interval:{secs}")
+        } else {
+            "off".into()
+        },
+        topology: Some(resolved.topology.to_string()),
+        seed: resolved.seed,
+        ..Default::default()
+    };
+    devnet.write(&dir)?;
+    write_scrape_config(&dir, &devnet)?;
+    let bar = spinner(format!("connecting {n} nodes as {}", resolved.topology));
+    crate::peering::apply(&devnet)?;
+    bar.finish_with_message(format!(
+        "{}: {} links between {n} nodes",
+        resolved.topology,
+        resolved.links.len()
+    ));
+    import_dev_keys(&devnet, &params)?;
+    println!(
+        "testnet up in {}: {} nodes, devnet.json written",
+        dir.display(),
+        devnet.nodes.len()
+    );
+    Ok(devnet)
+}
+
+/// Refuses a DIR whose testnet still runs, and a non-empty DIR that is no testnet.
+fn check_dir_is_free(dir: &Path) -> anyhow::Result<()> {
     if dir.join("devnet.json").exists() {
         if let Ok(existing) = Devnet::read(dir) {
             let running: Vec<&str> = existing
@@ -201,7 +378,7 @@ pub fn up(
             .with_context(|| format!("reading {}", dir.display()))?
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| !name.starts_with("node"))
+            .filter(|name| !name.starts_with("node") && name != crate::genesis::GENESIS_FILE)
             .collect();
         if !foreign.is_empty() {
             bail!(
@@ -211,169 +388,154 @@ pub fn up(
             );
         }
     }
-    let genesis = genesis
-        .map(|g| std::fs::canonicalize(&g).with_context(|| format!("genesis file {}", g.display())))
-        .transpose()?;
-    let params: ChainParams = load_params(genesis.as_deref())?;
-    if let Some(base) = port_base {
-        for k in 0..n as u16 {
-            check_port_free(base + 2 * k)?;
-            check_port_free(base + 2 * k + 1)?;
-        }
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
-    let exe = std::env::current_exe().context("finding the cairn binary")?;
+    Ok(())
+}
 
-    let mut nodes: Vec<DevnetNode> = Vec::with_capacity(n);
-    for k in 0..n {
-        let name = format!("node{k}");
-        let bar = spinner(format!("starting {name}"));
-        let datadir = dir.join(&name);
-        std::fs::create_dir_all(&datadir)
-            .with_context(|| format!("creating {}", datadir.display()))?;
-        let _ = std::fs::remove_file(datadir.join("node.json"));
-        let (rpc_port, p2p_port) = match port_base {
-            Some(base) => (base + 2 * k as u16, base + 2 * k as u16 + 1),
-            None => (0, 0),
-        };
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .arg("--datadir")
-            .arg(&datadir)
-            .arg("--rpc-addr")
-            .arg(format!("127.0.0.1:{rpc_port}"))
-            .arg("--listen")
-            .arg(format!("/ip4/127.0.0.1/tcp/{p2p_port}"))
-            .args(["--threads", "1"]);
-        if let Some(g) = &genesis {
-            cmd.arg("--genesis").arg(g);
-        }
-        if mine {
+/// How one node of a testnet is started.
+struct Launch<'a> {
+    exe: &'a Path,
+    datadir: PathBuf,
+    /// RPC and P2P ports (none: OS-chosen).
+    ports: Option<(u16, u16)>,
+    genesis: Option<&'a Path>,
+    /// `None`: no mining; `Some(None)`: continuous; `Some(Some(S))`: every S seconds.
+    mine: Option<Option<u64>>,
+    hashrate: Option<u64>,
+    /// `--byzantine` modes.
+    byzantine: Option<&'a str>,
+    /// `--peer` multiaddrs.
+    peers: Vec<String>,
+}
+
+/// Starts one `cairn node` in the background and waits until it is ready.
+fn start_node(name: &str, launch: &Launch<'_>) -> anyhow::Result<DevnetNode> {
+    let bar = spinner(format!("starting {name}"));
+    let datadir = &launch.datadir;
+    std::fs::create_dir_all(datadir).with_context(|| format!("creating {}", datadir.display()))?;
+    let _ = std::fs::remove_file(NodeInfo::path(datadir));
+    let (rpc_port, p2p_port) = launch.ports.unwrap_or((0, 0));
+    let mut cmd = Command::new(launch.exe);
+    cmd.arg("node")
+        .arg("--datadir")
+        .arg(datadir)
+        .arg("--rpc-addr")
+        .arg(format!("127.0.0.1:{rpc_port}"))
+        .arg("--listen")
+        .arg(format!("/ip4/127.0.0.1/tcp/{p2p_port}"))
+        .args(["--threads", "1"])
+        .args(["--metrics", "127.0.0.1:0"]);
+    if let Some(g) = launch.genesis {
+        cmd.arg("--genesis").arg(g);
+    }
+    match launch.mine {
+        Some(None) => {
             cmd.arg("--mine");
-        } else if let (Some(secs), 0) = (block_time, k) {
+        }
+        Some(Some(secs)) => {
             cmd.args(["--mine", "--block-time", &secs.to_string()]);
         }
-        for earlier in &nodes {
-            cmd.arg("--peer").arg(&earlier.p2p);
-        }
-        if let Some(modes) = byzantine.get(&name) {
-            cmd.args(["--byzantine", modes]);
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(datadir.join("node.log"))
-            .with_context(|| format!("opening {}/node.log", datadir.display()))?;
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(datadir.join("stdout.log"))?;
-        use std::os::unix::process::CommandExt;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(log))
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let pid = child.id();
-        let started = Instant::now();
-        let info = loop {
-            if let Ok(info) = NodeInfo::read(&datadir)
-                && info.pid == pid
-            {
-                break info;
-            }
-            if let Some(status) = child.try_wait()? {
-                bar.finish_and_clear();
-                let log = std::fs::read_to_string(datadir.join("node.log")).unwrap_or_default();
-                let last: Vec<&str> = log.lines().rev().take(5).collect();
-                bail!(
-                    "{name} exited ({status}) while starting: {}",
-                    last.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                let _ = child.kill();
-                bar.finish_and_clear();
-                bail!(
-                    "{name} did not become ready within {START_TIMEOUT:?}; see {}/node.log",
-                    datadir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let p2p = info
-            .p2p
-            .first()
-            .map(|addr| format!("{addr}/p2p/{}", info.peer_id))
-            .with_context(|| format!("{name} reported no p2p listen address"))?;
-        bar.finish_with_message(format!("{name} ready: rpc {} p2p {p2p}", info.rpc));
-        nodes.push(DevnetNode {
-            name,
-            datadir: datadir.clone(),
-            rpc_url: format!("http://{}", info.rpc),
-            cookie_file: cairn_rpc::auth::cookie_path(&datadir),
-            p2p,
-            peer_id: info.peer_id,
-            pid,
-            metrics_url: None,
-        });
+        None => {}
     }
-
-    let devnet = Devnet {
-        dev_keys: params
-            .config
-            .dev_accounts
-            .iter()
-            .map(|a| DevKey {
-                name: a.name.clone(),
-                address: a.address.clone(),
-                secret_key_hex: a.secret_key_hex.clone(),
-            })
-            .collect(),
-        nodes,
-        genesis,
-        partition: Vec::new(),
-        mining: if mine {
-            "continuous".into()
-        } else if let Some(secs) = block_time {
-            format!("interval:{secs}")
-        } else {
-            "off".into()
-        },
+    if let Some(rate) = launch.hashrate {
+        cmd.args(["--hashrate", &rate.to_string()]);
+    }
+    for peer in &launch.peers {
+        cmd.arg("--peer").arg(peer);
+    }
+    if let Some(modes) = launch.byzantine {
+        cmd.args(["--byzantine", modes]);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.join("node.log"))
+        .with_context(|| format!("opening {}/node.log", datadir.display()))?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(datadir.join("stdout.log"))?;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let info = match wait_ready(name, datadir, &mut child) {
+        Ok(info) => info,
+        Err(e) => {
+            bar.finish_and_clear();
+            return Err(e);
+        }
     };
-    devnet.write(&dir)?;
-    let bar = spinner(format!("waiting for the full mesh of {n} nodes"));
-    wait_for_mesh(&devnet, &all_pairs(&devnet))?;
-    bar.finish_with_message(format!("full mesh: every node has {} peers", n - 1));
+    let p2p = info
+        .p2p
+        .first()
+        .map(|addr| format!("{addr}/p2p/{}", info.peer_id))
+        .with_context(|| format!("{name} reported no p2p listen address"))?;
+    bar.finish_with_message(format!("{name} ready: rpc {} p2p {p2p}", info.rpc));
+    Ok(DevnetNode {
+        name: name.to_owned(),
+        datadir: datadir.clone(),
+        rpc_url: format!("http://{}", info.rpc),
+        cookie_file: cairn_rpc::auth::cookie_path(datadir),
+        p2p,
+        peer_id: info.peer_id,
+        pid: child.id(),
+        metrics_url: info.metrics.map(|addr| format!("http://{addr}/metrics")),
+        hashrate: launch.hashrate,
+        peers: None,
+    })
+}
+
+/// Waits for the `node.json` of this very process, or says why the node did not start.
+fn wait_ready(
+    name: &str,
+    datadir: &Path,
+    child: &mut std::process::Child,
+) -> anyhow::Result<NodeInfo> {
+    let started = Instant::now();
+    loop {
+        if let Ok(info) = NodeInfo::read(datadir)
+            && info.pid == child.id()
+        {
+            return Ok(info);
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(datadir.join("node.log")).unwrap_or_default();
+            let last: Vec<&str> = log.lines().rev().take(5).collect();
+            bail!(
+                "{name} exited ({status}) while starting: {}",
+                last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            );
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            bail!(
+                "{name} did not become ready within {START_TIMEOUT:?}; see {}/node.log",
+                datadir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Imports dev key K into node K's wallet (unencrypted: dev keys are public).
+fn import_dev_keys(devnet: &Devnet, params: &ChainParams) -> anyhow::Result<()> {
     for (k, node) in devnet.nodes.iter().enumerate() {
         if let Some(account) = params.config.dev_accounts.get(k) {
-            cairn_wallet::cli::import_dev_into(
-                &node.datadir.join("wallet.json"),
-                &params,
-                k as u32,
-            )
-            .with_context(|| format!("importing {} into {}'s wallet", account.name, node.name))?;
+            cairn_wallet::cli::import_dev_into(&node.datadir.join("wallet.json"), params, k as u32)
+                .with_context(|| {
+                    format!("importing {} into {}'s wallet", account.name, node.name)
+                })?;
         }
     }
-    println!(
-        "testnet up in {}: {} nodes, devnet.json written",
-        dir.display(),
-        devnet.nodes.len()
-    );
-    Ok(devnet)
+    Ok(())
 }
 
-fn all_pairs(devnet: &Devnet) -> Vec<(usize, usize)> {
-    let n = devnet.nodes.len();
-    (0..n)
-        .flat_map(|a| (0..n).filter(move |b| *b != a).map(move |b| (a, b)))
-        .collect()
-}
-
-fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
+/// The peer ids `client`'s node is connected to.
+pub(crate) fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
     let peers = client.call("getpeerinfo", json!([]))?;
     Ok(peers
         .as_array()
@@ -381,35 +543,6 @@ fn peer_ids(client: &RpcClient) -> anyhow::Result<BTreeSet<String>> {
         .flatten()
         .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
         .collect())
-}
-
-/// Waits until node `a` lists node `b` among its peers for every `(a, b)` in `connected`.
-fn wait_for_mesh(devnet: &Devnet, connected: &[(usize, usize)]) -> anyhow::Result<()> {
-    let clients: Vec<RpcClient> = devnet
-        .nodes
-        .iter()
-        .map(client)
-        .collect::<anyhow::Result<_>>()?;
-    let deadline = Instant::now() + MESH_TIMEOUT;
-    loop {
-        let mut missing = Vec::new();
-        for &(a, b) in connected {
-            let peers = peer_ids(&clients[a])?;
-            if !peers.contains(&devnet.nodes[b].peer_id) {
-                missing.push(format!("{}→{}", devnet.nodes[a].name, devnet.nodes[b].name));
-            }
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "peers did not connect within {MESH_TIMEOUT:?}: missing {}",
-                missing.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn status(dir: &Path) -> anyhow::Result<()> {
@@ -438,10 +571,13 @@ fn status(dir: &Path) -> anyhow::Result<()> {
                     format!("{}…", &tip[..tip.len().min(16)]),
                     peers,
                     mempool["size"].as_u64().unwrap_or(0),
-                    if mining["mining"].as_bool() == Some(true) {
-                        "yes"
-                    } else {
-                        "no"
+                    match (
+                        mining["mining"].as_bool(),
+                        mining["hashrate_limit"].as_u64()
+                    ) {
+                        (Some(true), Some(cap)) => format!("≤{} H/s", format_hashrate(cap)),
+                        (Some(true), None) => "yes".to_owned(),
+                        _ => "no".to_owned(),
                     }
                 );
             }
@@ -452,117 +588,6 @@ fn status(dir: &Path) -> anyhow::Result<()> {
         let groups: Vec<String> = devnet.partition.iter().map(|g| g.join(",")).collect();
         println!("partitioned: {}", groups.join(" | "));
     }
-    Ok(())
-}
-
-fn group_of(groups: &[Vec<String>], name: &str) -> Option<usize> {
-    groups.iter().position(|g| g.iter().any(|n| n == name))
-}
-
-fn partition(dir: &Path, groups: &[String]) -> anyhow::Result<()> {
-    let mut devnet = Devnet::read(dir)?;
-    if !devnet.partition.is_empty() {
-        bail!("the testnet is already partitioned; `heal` it first");
-    }
-    let groups: Vec<Vec<String>> = groups
-        .iter()
-        .map(|g| {
-            g.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .collect();
-    let mut seen = BTreeSet::new();
-    for name in groups.iter().flatten() {
-        node_named(&devnet, name)?;
-        if !seen.insert(name.clone()) {
-            bail!("{name} is in more than one group");
-        }
-    }
-    let unplaced: Vec<String> = devnet
-        .names()
-        .into_iter()
-        .filter(|n| !seen.contains(n))
-        .collect();
-    if !unplaced.is_empty() {
-        bail!(
-            "every node must be in a group; not placed: {}",
-            unplaced.join(", ")
-        );
-    }
-    for a in &devnet.nodes {
-        let c = client(a)?;
-        for b in &devnet.nodes {
-            if group_of(&groups, &a.name) != group_of(&groups, &b.name) {
-                c.call("setban", json!([b.peer_id, "add", PARTITION_BAN_SECS]))
-                    .with_context(|| format!("{} banning {}", a.name, b.name))?;
-            }
-        }
-    }
-    let same_group: Vec<(usize, usize)> = all_pairs(&devnet)
-        .into_iter()
-        .filter(|&(a, b)| {
-            group_of(&groups, &devnet.nodes[a].name) == group_of(&groups, &devnet.nodes[b].name)
-        })
-        .collect();
-    wait_for_cut(&devnet, &groups)?;
-    wait_for_mesh(&devnet, &same_group)?;
-    devnet.partition = groups.clone();
-    devnet.write(dir)?;
-    let shown: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
-    println!("partitioned: {}", shown.join(" | "));
-    Ok(())
-}
-
-fn wait_for_cut(devnet: &Devnet, groups: &[Vec<String>]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + MESH_TIMEOUT;
-    loop {
-        let mut crossing = Vec::new();
-        for a in &devnet.nodes {
-            for peer in peer_ids(&client(a)?)? {
-                if let Some(b) = devnet.nodes.iter().find(|n| n.peer_id == peer)
-                    && group_of(groups, &a.name) != group_of(groups, &b.name)
-                {
-                    crossing.push(format!("{}–{}", a.name, b.name));
-                }
-            }
-        }
-        if crossing.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "connections across the partition remain: {}",
-                crossing.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn heal(dir: &Path) -> anyhow::Result<()> {
-    let mut devnet = Devnet::read(dir)?;
-    for a in &devnet.nodes {
-        let c = client(a)?;
-        for b in &devnet.nodes {
-            if a.name != b.name {
-                // Removing a ban that is not there is fine: heal is idempotent.
-                let _ = c.call("setban", json!([b.peer_id, "remove"]));
-            }
-        }
-    }
-    for (i, a) in devnet.nodes.iter().enumerate() {
-        let c = client(a)?;
-        for b in devnet.nodes.iter().skip(i + 1) {
-            c.call("addnode", json!([b.p2p]))
-                .with_context(|| format!("{} connecting to {}", a.name, b.name))?;
-        }
-    }
-    wait_for_mesh(&devnet, &all_pairs(&devnet))?;
-    devnet.partition.clear();
-    devnet.write(dir)?;
-    println!("healed: full mesh of {} nodes", devnet.nodes.len());
     Ok(())
 }
 
@@ -599,4 +624,37 @@ fn down(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod byzantine_flag_tests {
+    use super::byzantine_nodes;
+
+    #[test]
+    fn byzantine_flags_name_a_node_and_its_modes() {
+        let flags = vec![
+            "node2=lie-work,tx-flood".to_owned(),
+            "node0=equivocate".to_owned(),
+        ];
+        let map = byzantine_nodes(&flags, 3).unwrap();
+        assert_eq!(map["node2"], "lie-work,tx-flood");
+        assert_eq!(map["node0"], "equivocate");
+        for (bad, why) in [
+            ("node3=lie-work", "no node named node3"),
+            ("lie-work", "expected NAME=MODE"),
+            ("node1=", "no mode given"),
+        ] {
+            let err = byzantine_nodes(&[bad.to_owned()], 3)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let twice = vec!["node1=lie-work".to_owned(), "node1=tx-flood".to_owned()];
+        assert!(
+            byzantine_nodes(&twice, 3)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+    }
 }

@@ -109,7 +109,7 @@ impl NodeInfo {
 }
 
 /// One node in `devnet.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DevnetNode {
     /// `nodeK`.
     pub name: String,
@@ -128,6 +128,13 @@ pub struct DevnetNode {
     /// `http://127.0.0.1:PORT/metrics`, when the node serves metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
+    /// Its hash-rate cap in hashes per second (`cairn node --hashrate`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashrate: Option<u64>,
+    /// The names of the nodes it peers with in the testnet's topology; absent in files
+    /// written before topologies existed, which were full meshes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
 }
 
 /// A dev key in `devnet.json`.
@@ -142,7 +149,7 @@ pub struct DevKey {
 }
 
 /// `DIR/devnet.json`: what `cairn testnet up` started, for users and tools to find the nodes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Devnet {
     /// The nodes.
     pub nodes: Vec<DevnetNode>,
@@ -157,6 +164,53 @@ pub struct Devnet {
     /// How the nodes mine: `continuous`, `interval:SECS` or `off`.
     #[serde(default)]
     pub mining: String,
+    /// The shaped links (`cairn testnet link`, `up --latency`), one per direction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkSetting>,
+    /// Who peers with whom: `full`, `line`, `ring`, `star` or `random:K` (absent: `full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
+    /// The seed `random:K` drew its peers with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Direct links cut by `partition --one-way A B`, as `[A, B]` pairs, until `heal`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub one_way_cuts: Vec<[String; 2]>,
+    /// The node eclipsed by `eclipse`, and the one node it may still talk to, until `heal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eclipse: Option<Eclipse>,
+}
+
+/// The shaping of one directed link of a testnet, `from` → `to`: what `from` sends `to` is
+/// delayed by `latency_ms` ± `jitter_ms` and capped at `bandwidth_kbit` (0: no cap), and
+/// `to` drops `loss_pct` % of the blocks and transactions it receives from `from`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LinkSetting {
+    /// The sending node's name.
+    pub from: String,
+    /// The receiving node's name.
+    pub to: String,
+    /// Added one-way delay, ms.
+    #[serde(default)]
+    pub latency_ms: f64,
+    /// ± jitter on the delay, ms.
+    #[serde(default)]
+    pub jitter_ms: f64,
+    /// Share of block and transaction messages lost, %.
+    #[serde(default)]
+    pub loss_pct: f64,
+    /// Bandwidth cap, kbit/s (0: none).
+    #[serde(default)]
+    pub bandwidth_kbit: f64,
+}
+
+/// An eclipse in `devnet.json`: every peer of `node` replaced by `by`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Eclipse {
+    /// The eclipsed node.
+    pub node: String,
+    /// Its only peer while eclipsed.
+    pub by: String,
 }
 
 impl Devnet {
@@ -205,6 +259,42 @@ mod tests {
             !text.contains("metrics"),
             "absent metrics are not written: {text}"
         );
+    }
+
+    #[test]
+    fn devnet_files_without_topology_or_hashrates_still_parse() {
+        let old = r#"{"nodes": [{"name": "node0", "datadir": "/d", "rpc_url": "http://127.0.0.1:1",
+            "cookie_file": "/d/.cookie", "p2p": "/ip4/127.0.0.1/tcp/2", "peer_id": "x", "pid": 3}],
+            "dev_keys": [], "mining": "off"}"#;
+        let devnet: Devnet = serde_json::from_str(old).unwrap();
+        assert_eq!(devnet.topology, None);
+        assert_eq!(devnet.nodes[0].hashrate, None);
+        assert_eq!(devnet.nodes[0].peers, None);
+        let text = serde_json::to_string(&devnet).unwrap();
+        for absent in [
+            "topology",
+            "hashrate",
+            "peers",
+            "seed",
+            "one_way_cuts",
+            "eclipse",
+        ] {
+            assert!(
+                !text.contains(absent),
+                "{absent} written although unset: {text}"
+            );
+        }
+        let mut new = devnet.clone();
+        new.topology = Some("random:2".into());
+        new.seed = Some(7);
+        new.nodes[0].hashrate = Some(250_000);
+        new.nodes[0].peers = Some(vec![]);
+        new.eclipse = Some(Eclipse {
+            node: "node0".into(),
+            by: "node1".into(),
+        });
+        let back: Devnet = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
     }
 
     #[test]

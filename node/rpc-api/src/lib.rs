@@ -20,4 +20,4 @@ pub mod types;
 
 pub use auth::{COOKIE_USER, Cookie};
 pub use client::{DEFAULT_TIMEOUT, RpcClient, RpcError};
-pub use files::{DevKey, Devnet, DevnetNode, FileError, NodeInfo};
+pub use files::{DevKey, Devnet, DevnetNode, Eclipse, FileError, NodeInfo};

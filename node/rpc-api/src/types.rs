@@ -124,6 +124,10 @@ pub struct MiningInfo {
     pub threads: usize,
     /// The SHA-256d kernel in use (extension).
     pub kernel: String,
+    /// The hash-rate cap in hashes per second (`--hashrate`, `sethashrate`), `null` when
+    /// uncapped (extension; absent from nodes that predate it).
+    #[serde(default)]
+    pub hashrate_limit: Option<u64>,
 }
 
 /// `gettxoutsetinfo`.

@@ -15,9 +15,8 @@ pub enum MempoolError {
     /// signatures).
     #[error(transparent)]
     Tx(#[from] TxError),
-    /// Spends what pool transactions already spend, without paying enough to replace them
-    /// (full replace-by-fee: more absolute fee than everything evicted, and a higher fee
-    /// rate than each direct conflict).
+    /// Spends what pool transactions already spend, without meeting the rules to replace
+    /// them (full replace-by-fee, see [`ReplacementRule`]).
     #[error("transaction {txid} conflicts with mempool transaction {conflict}: {rule}")]
     Conflict {
         /// The rejected transaction.
@@ -79,6 +78,36 @@ pub enum ReplacementRule {
         /// The conflict's fee rate.
         conflict_rate: FeeRate,
     },
+    /// Bitcoin Core's rule 4: the fee it adds over everything it would evict does not pay
+    /// for its own size at the minimum relay fee rate.
+    InsufficientRelayFee {
+        /// Its fee minus the fees of everything it would evict.
+        additional: Amount,
+        /// Its size times the minimum relay fee rate.
+        required: Amount,
+    },
+    /// Bitcoin Core's rule 5: it would evict more transactions than the limit (counted as
+    /// the direct conflicts' descendant counts, themselves included).
+    TooManyReplacements {
+        /// Transactions it would evict, at most.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl ReplacementRule {
+    /// The reject reason: Bitcoin Core's words for rules 4 and 5, and
+    /// `txn-mempool-conflict` (the interface's reason for a double spend) for a replacement
+    /// that does not outbid what it conflicts with.
+    pub fn reject_reason(&self) -> &'static str {
+        match self {
+            ReplacementRule::InsufficientFee { .. }
+            | ReplacementRule::InsufficientFeeRate { .. } => "txn-mempool-conflict",
+            ReplacementRule::InsufficientRelayFee { .. } => "insufficient fee",
+            ReplacementRule::TooManyReplacements { .. } => "too many potential replacements",
+        }
+    }
 }
 
 impl std::fmt::Display for ReplacementRule {
@@ -95,6 +124,18 @@ impl std::fmt::Display for ReplacementRule {
                 f,
                 "fee rate {rate} is not above the conflict's {conflict_rate}"
             ),
+            ReplacementRule::InsufficientRelayFee {
+                additional,
+                required,
+            } => write!(
+                f,
+                "the {additional} it adds over the transactions it would replace does not pay \
+                 the {required} its relay costs at the minimum relay fee rate"
+            ),
+            ReplacementRule::TooManyReplacements { count, limit } => write!(
+                f,
+                "it would replace {count} transactions, more than the limit of {limit}"
+            ),
         }
     }
 }
@@ -107,7 +148,7 @@ impl MempoolError {
         match self {
             MempoolError::AlreadyKnown(_) => "txn-already-known",
             MempoolError::Tx(error) => error.reject_reason(),
-            MempoolError::Conflict { .. } => "txn-mempool-conflict",
+            MempoolError::Conflict { rule, .. } => rule.reject_reason(),
             MempoolError::SpendsConflictingTx { .. } => "bad-txns-spends-conflicting-tx",
             MempoolError::MinRelayFee { .. } => "min relay fee not met",
             MempoolError::TooLongChain { .. } => "too-long-mempool-chain",

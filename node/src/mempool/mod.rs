@@ -9,8 +9,11 @@
 //!   at the next height. An input may spend an output of another pool transaction
 //!   (unconfirmed chains); such an output counts as a non-coinbase coin at that height.
 //! - Policy on top: a minimum relay fee rate, full replace-by-fee (no opt-in signal, as in
-//!   Bitcoin Core 28), a byte cap enforced by evicting the lowest descendant-package fee
-//!   rate, ancestor/descendant chain limits, and expiry.
+//!   Bitcoin Core 28; [`replacement`]), a byte cap enforced by evicting the lowest
+//!   descendant-package fee rate, ancestor/descendant chain limits, and expiry.
+//! - Following the chain ([`tip_change`]) costs work in proportion to the blocks connected;
+//!   only a reorganisation re-validates the pool. A transaction with a missing input costs a
+//!   bounded number of store reads ([`missing`]).
 //! - Block templates pick ancestor packages by fee rate, so a high-fee child pays for its
 //!   parent (CPFP).
 //!
@@ -18,20 +21,28 @@
 
 mod error;
 mod graph;
+mod missing;
+mod replacement;
 mod select;
 #[cfg(test)]
 mod tests;
+mod tip_change;
 
 pub use error::{MempoolError, ReplacementRule};
+pub use tip_change::ReorgReport;
 
-use cairn_core::chain::HashedBlock;
 use cairn_core::keys::PubkeyHash;
-use cairn_core::store::{StoreError, UtxoReader};
+use cairn_core::sigcache::SigCache;
+use cairn_core::sigcheck::verify_tx_signatures_cached;
+use cairn_core::store::UtxoReader;
 use cairn_core::validation::{check_transaction, check_tx_inputs, verify_tx_signatures};
-use cairn_core::{Amount, Block, ChainParams, Coin, OutPoint, Transaction, TxError, TxOut, Txid};
+use cairn_core::{Amount, ChainParams, Coin, OutPoint, Transaction, TxError, TxOut, Txid};
 use graph::Entry;
+use missing::{ALREADY_KNOWN_PROBES, MissingInputs};
+use replacement::Replacement;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Policy knobs of the pool. Consensus rules are not configurable; these are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +57,13 @@ pub struct MempoolConfig {
     pub max_ancestors: usize,
     /// Most in-pool descendants of a transaction, itself included.
     pub max_descendants: usize,
+    /// Most pool transactions one replacement may evict (Bitcoin Core's rule 5).
+    pub max_replacements: usize,
 }
 
 impl Default for MempoolConfig {
     /// 32 MB (32 full blocks; Bitcoin Core holds 300 MB for a much busier chain), 1 base
-    /// unit per byte, and Bitcoin Core's 336-hour expiry and chains of 25.
+    /// unit per byte, and Bitcoin Core's 336-hour expiry, chains of 25 and 100 replacements.
     fn default() -> Self {
         MempoolConfig {
             max_bytes: 32_000_000,
@@ -58,6 +71,7 @@ impl Default for MempoolConfig {
             expiry_secs: 336 * 60 * 60,
             max_ancestors: 25,
             max_descendants: 25,
+            max_replacements: 100,
         }
     }
 }
@@ -194,16 +208,6 @@ pub struct PoolOutput {
     pub spent_by: Option<Txid>,
 }
 
-/// What a reorganisation did to the pool.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReorgReport {
-    /// Transactions of reverted blocks now back in the pool.
-    pub returned: Vec<Txid>,
-    /// Pool transactions dropped: conflicts of the connected blocks and transactions
-    /// invalid on the new chain (spending a reverted coinbase, premature, non-final, …).
-    pub removed: Vec<Txid>,
-}
-
 /// A transaction that passed every check, with what inserting it takes.
 struct Candidate {
     txid: Txid,
@@ -225,6 +229,11 @@ pub struct Mempool {
     bytes: usize,
     /// Arrival order: a parent always has a lower `seq` than its children.
     next_seq: u64,
+    /// Outpoints found missing since the tip last moved.
+    missing_inputs: MissingInputs,
+    /// Where verified signatures are recorded, so the block that confirms them need not
+    /// verify them again (shared with the chain state).
+    sigcache: Option<Arc<SigCache>>,
 }
 
 impl Mempool {
@@ -237,7 +246,14 @@ impl Mempool {
             spenders: HashMap::new(),
             bytes: 0,
             next_seq: 0,
+            missing_inputs: MissingInputs::default(),
+            sigcache: None,
         }
+    }
+
+    /// Records every signature the pool verifies in `cache` (and skips those it holds).
+    pub fn set_sigcache(&mut self, cache: Arc<SigCache>) {
+        self.sigcache = Some(cache);
     }
 
     /// The policy in force.
@@ -253,7 +269,7 @@ impl Mempool {
     /// is over its byte cap. `now` becomes its arrival time.
     ///
     /// Checks run cheapest first: already known, coinbase, context-free rules, missing
-    /// inputs, input rules (maturity, amounts, lock height), minimum relay fee,
+    /// inputs (one found missing since the tip last moved before any is read), input rules (maturity, amounts, lock height), minimum relay fee,
     /// replace-by-fee rules, chain limits, signatures, byte cap. On any error the pool is
     /// unchanged.
     pub fn accept<U: UtxoReader + ?Sized>(
@@ -295,13 +311,17 @@ impl Mempool {
         time: u64,
         verify_signatures: bool,
     ) -> Result<Accepted, MempoolError> {
+        let validated = self.validate(&tx, utxos, next_height, verify_signatures);
+        if let Err(MempoolError::Tx(TxError::MissingOrSpent(outpoint))) = &validated {
+            self.missing_inputs.insert(*outpoint);
+        }
         let Candidate {
             txid,
             fee,
             size,
             spent,
             replaced,
-        } = self.validate(&tx, utxos, next_height, verify_signatures)?;
+        } = validated?;
 
         let mut removed: Vec<Entry> = replaced
             .iter()
@@ -357,6 +377,13 @@ impl Mempool {
             return Err(TxError::UnexpectedCoinbase.into());
         }
         check_transaction(tx, &self.params)?;
+        // An input already found missing on this tip fails the transaction before any
+        // input is read from the store.
+        if let Some(input) = tx.inputs.iter().find(|i| {
+            !self.entries.contains_key(&i.prevout.txid) && self.missing_inputs.contains(&i.prevout)
+        }) {
+            return Err(self.missing_input(tx, txid, input.prevout, utxos));
+        }
 
         let mut spent = Vec::with_capacity(tx.inputs.len());
         let mut parents = BTreeSet::new();
@@ -383,22 +410,12 @@ impl Mempool {
             };
             match coin {
                 Some(coin) => spent.push(coin),
-                None => {
-                    // Like Bitcoin Core: a confirmed transaction sent again is known, not
-                    // invalid.
-                    for vout in 0..tx.outputs.len() as u32 {
-                        if utxos.coin(&OutPoint { txid, vout })?.is_some() {
-                            return Err(MempoolError::AlreadyKnown(txid));
-                        }
-                    }
-                    return Err(TxError::MissingOrSpent(prevout).into());
-                }
+                None => return Err(self.missing_input(tx, txid, prevout, utxos)),
             }
         }
 
         let fee = check_tx_inputs(tx, &spent, next_height, &self.params)?;
         let size = tx.encoded_size();
-        let rate = FeeRate::new(fee, size);
         if u128::from(fee.to_base()) < u128::from(self.config.min_relay_fee_rate) * size as u128 {
             return Err(MempoolError::MinRelayFee {
                 fee,
@@ -407,43 +424,17 @@ impl Mempool {
             });
         }
 
-        let replaced = self.with_descendants(conflicts.iter().copied());
-        if !conflicts.is_empty() {
-            let replaced_set: HashSet<Txid> = replaced.iter().copied().collect();
-            if let Some(parent) = parents.iter().find(|p| replaced_set.contains(p)) {
-                return Err(MempoolError::SpendsConflictingTx {
-                    txid,
-                    conflict: *parent,
-                });
-            }
-            for conflict in &conflicts {
-                let conflict_rate = self.entries[conflict].fee_rate();
-                if rate <= conflict_rate {
-                    return Err(MempoolError::Conflict {
-                        txid,
-                        conflict: *conflict,
-                        rule: ReplacementRule::InsufficientFeeRate {
-                            rate,
-                            conflict_rate,
-                        },
-                    });
-                }
-            }
-            let evicted_fees = replaced
-                .iter()
-                .map(|t| self.entries[t].fee.to_base())
-                .fold(0u64, u64::saturating_add);
-            if fee.to_base() <= evicted_fees {
-                return Err(MempoolError::Conflict {
-                    txid,
-                    conflict: *conflicts.first().expect("conflicts is not empty"),
-                    rule: ReplacementRule::InsufficientFee {
-                        fee,
-                        evicted: Amount::from_base(evicted_fees),
-                    },
-                });
-            }
-        }
+        let replaced = if conflicts.is_empty() {
+            Vec::new()
+        } else {
+            self.check_replacement(&Replacement {
+                txid,
+                fee,
+                size,
+                conflicts: &conflicts,
+                parents: &parents,
+            })?
+        };
 
         let ancestors = self.ancestor_set(parents.iter().copied());
         if ancestors.len() + 1 > self.config.max_ancestors {
@@ -463,7 +454,10 @@ impl Mempool {
         }
 
         if verify_signatures {
-            verify_tx_signatures(tx, &spent, &self.params)?;
+            match &self.sigcache {
+                Some(cache) => verify_tx_signatures_cached(tx, &spent, &self.params, cache)?,
+                None => verify_tx_signatures(tx, &spent, &self.params)?,
+            }
         }
         Ok(Candidate {
             txid,
@@ -472,6 +466,27 @@ impl Mempool {
             spent,
             replaced,
         })
+    }
+
+    /// The verdict on `tx` (`txid`), whose input `prevout` is neither in the pool nor
+    /// among the coins: like Bitcoin Core, a confirmed transaction sent again is known, not
+    /// invalid, which only a bounded number of its outputs are read to tell.
+    fn missing_input<U: UtxoReader + ?Sized>(
+        &self,
+        tx: &Transaction,
+        txid: Txid,
+        prevout: OutPoint,
+        utxos: &U,
+    ) -> MempoolError {
+        let probes = tx.outputs.len().min(ALREADY_KNOWN_PROBES) as u32;
+        for vout in 0..probes {
+            match utxos.coin(&OutPoint { txid, vout }) {
+                Ok(Some(_)) => return MempoolError::AlreadyKnown(txid),
+                Ok(None) => {}
+                Err(e) => return e.into(),
+            }
+        }
+        TxError::MissingOrSpent(prevout).into()
     }
 
     // ----- chain events and time -----------------------------------------------------
@@ -487,87 +502,6 @@ impl Mempool {
             .map(|e| e.txid)
             .collect();
         self.remove_with_descendants(old)
-    }
-
-    /// A block joined the active chain: removes its transactions, and every pool
-    /// transaction spending an outpoint one of them spent (a double spend that lost), with
-    /// descendants. Returns the conflicts removed; the confirmed ones are not listed.
-    pub fn remove_for_block(&mut self, block: &Block) -> Vec<Txid> {
-        let txids: Vec<Txid> = block.txs.iter().map(Transaction::txid).collect();
-        self.remove_confirmed(&block.txs, &txids)
-    }
-
-    /// [`remove_for_block`](Self::remove_for_block) with the block's txids already known
-    /// (`txids[i]` is `txs[i]`'s).
-    fn remove_confirmed(&mut self, txs: &[Transaction], txids: &[Txid]) -> Vec<Txid> {
-        debug_assert_eq!(txs.len(), txids.len());
-        let non_coinbase = || txs.iter().zip(txids).filter(|(tx, _)| !tx.is_coinbase());
-        for (_, txid) in non_coinbase() {
-            if self.entries.contains_key(txid) {
-                self.remove_entry(txid);
-            }
-        }
-        let conflicts: Vec<Txid> = non_coinbase()
-            .flat_map(|(tx, _)| &tx.inputs)
-            .filter_map(|input| self.spenders.get(&input.prevout).copied())
-            .collect();
-        self.remove_with_descendants(conflicts)
-    }
-
-    /// The active chain reorganised: `returned_txs` are the non-coinbase transactions of
-    /// the reverted blocks, oldest first ([`cairn_core::TipChanged::returned_txs`]);
-    /// `connected_blocks` the blocks connected, oldest first, with their txids
-    /// ([`cairn_core::TipChanged::connected`]); `utxos` the UTXO set of the new tip and
-    /// `next_height` its height + 1.
-    ///
-    /// Removes what the connected blocks confirmed or conflict with, then rebuilds the pool
-    /// by validating the returned transactions and then every pool transaction (in arrival
-    /// order, keeping arrival times) against the new chain, so whatever the new chain made
-    /// invalid is dropped: spends of reverted coinbases, premature or non-final spends,
-    /// descendants of any of them. Signatures are not checked again: each was verified
-    /// against the outputs its inputs name, and an outpoint's output is fixed by its txid
-    /// on every branch. Also serves a tip that only moved back (`invalidateblock`).
-    ///
-    /// On a store error the pool holds what was re-validated before it.
-    pub fn reorg<U: UtxoReader + ?Sized>(
-        &mut self,
-        returned_txs: Vec<Transaction>,
-        connected_blocks: &[HashedBlock],
-        utxos: &U,
-        next_height: u32,
-        now: u64,
-    ) -> Result<ReorgReport, StoreError> {
-        let mut removed = Vec::new();
-        for connected in connected_blocks {
-            removed.extend(self.remove_confirmed(&connected.block.txs, &connected.txids));
-        }
-        let mut old: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
-        old.sort_by_key(|e| e.seq);
-        self.spenders.clear();
-        self.bytes = 0;
-
-        let mut returned = Vec::new();
-        for tx in returned_txs {
-            match self.accept_at(tx, utxos, next_height, now, false) {
-                Ok(accepted) => returned.push(accepted.txid),
-                Err(MempoolError::Store(e)) => return Err(e),
-                Err(_) => {}
-            }
-        }
-        for entry in old {
-            let (txid, time) = (entry.txid, entry.time);
-            match self.accept_at(entry.tx, utxos, next_height, time, false) {
-                Ok(accepted) => {
-                    removed.extend(accepted.replaced.into_iter().chain(accepted.evicted))
-                }
-                Err(MempoolError::Store(e)) => return Err(e),
-                Err(_) => removed.push(txid),
-            }
-        }
-        returned.retain(|t| self.entries.contains_key(t));
-        let mut seen = HashSet::new();
-        removed.retain(|t| !self.entries.contains_key(t) && seen.insert(*t));
-        Ok(ReorgReport { returned, removed })
     }
 
     // ----- queries -------------------------------------------------------------------

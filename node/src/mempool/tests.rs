@@ -1,8 +1,13 @@
 //! Mempool behaviour on real regtest chains built by `cairn_core::testkit`.
 
+mod missing_inputs;
+mod replacement;
+mod tip_change;
+
 use super::*;
 use cairn_core::testkit::{TestChain, mine};
-use cairn_core::{BlockHash, ImportReport, SecretKey};
+use cairn_core::{Block, BlockHash, ImportReport, SecretKey};
+use std::cell::Cell;
 
 const NOW: u64 = 1_000_000;
 
@@ -89,6 +94,40 @@ fn child_at_rate(kit: &TestChain, parent: &Transaction, key: &SecretKey, rate: u
 
 fn set(txids: impl IntoIterator<Item = Txid>) -> BTreeSet<Txid> {
     txids.into_iter().collect()
+}
+
+/// A UTXO set that counts the coins looked up in it: the pool's work, measured.
+struct CountingUtxos<'a, U: ?Sized> {
+    inner: &'a U,
+    lookups: Cell<usize>,
+}
+
+impl<'a, U: UtxoReader + ?Sized> CountingUtxos<'a, U> {
+    fn new(inner: &'a U) -> Self {
+        CountingUtxos {
+            inner,
+            lookups: Cell::new(0),
+        }
+    }
+
+    /// Lookups since the last call.
+    fn take(&self) -> usize {
+        self.lookups.replace(0)
+    }
+}
+
+impl<U: UtxoReader + ?Sized> UtxoReader for CountingUtxos<'_, U> {
+    fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, cairn_core::store::StoreError> {
+        self.lookups.set(self.lookups.get() + 1);
+        self.inner.coin(outpoint)
+    }
+
+    fn for_each_coin(
+        &self,
+        f: &mut dyn FnMut(&OutPoint, &Coin),
+    ) -> Result<(), cairn_core::store::StoreError> {
+        self.inner.for_each_coin(f)
+    }
 }
 
 #[test]
@@ -662,13 +701,7 @@ fn a_reorg_returns_transactions_and_drops_the_ones_it_invalidates() {
     assert_eq!(kit.chain.tip().hash, parent);
     assert_eq!(change.returned_txs, vec![a.clone(), e.clone()]);
     let report = pool
-        .reorg(
-            change.returned_txs,
-            &change.connected,
-            kit.chain.store(),
-            kit.chain.height() + 1,
-            NOW + 60,
-        )
+        .update_for_tip_change(&change, kit.chain.store(), kit.chain.height() + 1, NOW + 60)
         .expect("memory store");
     pool.assert_consistent();
     assert_eq!(report.returned, vec![a.txid()]);
@@ -901,4 +934,27 @@ fn random_traffic(seed: u64) {
             "{reason}: {outcomes:?}"
         );
     }
+}
+
+#[test]
+fn accepted_signatures_are_cached_and_rejected_ones_are_not() {
+    let (kit, mut pool) = default_setup();
+    let cache = Arc::new(SigCache::new([9; 32], 1000));
+    pool.set_sigcache(cache.clone());
+    let mut tampered = spend(&kit, kit.genesis_coin(2), &kit.key(2), 1000);
+    tampered.outputs[0].amount = Amount::from_base(tampered.outputs[0].amount.to_base() - 1);
+    assert_eq!(
+        reason(accept(&mut pool, &kit, &tampered)),
+        "mandatory-script-verify-flag-failed"
+    );
+    assert!(cache.is_empty());
+    let tx = spend(&kit, kit.genesis_coin(1), &kit.key(1), 1000);
+    accept(&mut pool, &kit, &tx).unwrap();
+    assert_eq!(cache.len(), 1);
+    // The block confirming it connects without verifying it again, and takes the entry.
+    let mut kit = kit;
+    let tip = kit.chain.tip().hash;
+    kit.chain.set_sigcache(cache.clone());
+    kit.block_on(&tip, vec![tx], Amount::from_base(1000));
+    assert!(cache.is_empty());
 }

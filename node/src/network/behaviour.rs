@@ -1,4 +1,5 @@
-//! The libp2p behaviour of a Cairn node and the swarm around it: TCP + noise + yamux,
+//! The libp2p behaviour of a Cairn node and the swarm around it: TCP + noise + yamux
+//! (with link shaping beneath yamux, see [`super::shaping`]),
 //! gossipsub (blocks and transactions), the sync request-response protocol, identify,
 //! ping, Kademlia, optional mDNS, a block list for bans and connection limits.
 //!
@@ -8,6 +9,7 @@
 use super::NetworkError;
 use super::codec::SyncCodec;
 use super::protocol::{self, Topics};
+use super::shaping::{self, LinkTable};
 use cairn_core::ChainParams;
 use futures::StreamExt;
 use libp2p::gossipsub::{
@@ -18,8 +20,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle};
 use libp2p::{
-    Multiaddr, Swarm, allow_block_list, connection_limits, identify, mdns, noise, ping,
-    request_response, tcp, yamux,
+    Multiaddr, Swarm, allow_block_list, connection_limits, identify, mdns, ping, request_response,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -240,21 +241,31 @@ impl Behaviour {
     }
 }
 
-/// A swarm over TCP + noise + yamux running [`Behaviour`]. Must be called inside a tokio
-/// runtime.
+/// A swarm over TCP + noise + yamux running [`Behaviour`], every link unshaped. Must be
+/// called inside a tokio runtime.
 pub fn build_swarm(
     key: Keypair,
     params: &ChainParams,
     mdns: bool,
 ) -> Result<Swarm<Behaviour>, BuildError> {
+    build_shaped_swarm(key, params, mdns, LinkTable::default())
+}
+
+/// A swarm over TCP + noise + shaped yamux ([`shaping::transport`]) running [`Behaviour`],
+/// its links shaped as `links` says. Must be called inside a tokio runtime.
+pub fn build_shaped_swarm(
+    key: Keypair,
+    params: &ChainParams,
+    mdns: bool,
+    links: LinkTable,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let behaviour = Behaviour::new(&key, params, mdns)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        .with_other_transport(|key| {
+            shaping::transport(key, links)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+        })
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_behaviour(|_| behaviour)
         .map_err(|e| BuildError::Transport(e.to_string()))?

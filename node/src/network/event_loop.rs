@@ -26,6 +26,7 @@ use super::protocol::{Status, SyncResponse, Topics};
 use super::relay::Relay;
 use super::requests::Requests;
 use super::scoring::Scoring;
+use super::shaping::LinkTable;
 use super::sync::{self, Trigger};
 use super::sync_server::SyncServer;
 use super::{Command, NetworkError, NetworkHandle, PeerLimits, Started, gossip};
@@ -70,8 +71,10 @@ pub(super) enum Internal {
 }
 
 /// Builds the swarm, binds the listeners, spawns the loop and its helpers.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn spawn(
     key: Keypair,
+    links: LinkTable,
     chain: ChainHandle,
     listen: Vec<Multiaddr>,
     static_peers: Vec<Multiaddr>,
@@ -86,7 +89,7 @@ pub(super) async fn spawn(
     } = settings;
     let params = chain.params().clone();
     let local_peer_id = key.public().to_peer_id();
-    let mut swarm = behaviour::build_swarm(key, &params, mdns)?;
+    let mut swarm = behaviour::build_shaped_swarm(key, &params, mdns, links.clone())?;
     let listen_addrs = behaviour::listen(&mut swarm, &listen, listen_timeout).await?;
     scoring.block_banned(&mut swarm);
 
@@ -96,6 +99,7 @@ pub(super) async fn spawn(
         commands: commands_tx,
         shutdown: Arc::new(shutdown_tx),
         local_peer_id,
+        links: links.clone(),
     };
 
     let (jobs_tx, jobs_rx) = mpsc::channel(GOSSIP_QUEUE);
@@ -114,7 +118,12 @@ pub(super) async fn spawn(
     let now = Instant::now();
     let event_loop = EventLoop {
         node_events: chain.subscribe(),
-        relay: Relay::new(Topics::new(&params.network_id), jobs_tx, faults.equivocate),
+        relay: Relay::new(
+            Topics::new(&params.network_id),
+            jobs_tx,
+            links.clone(),
+            faults.equivocate,
+        ),
         discovery: Discovery::new(local_peer_id, &params.network_id, &static_peers, now),
         handshake: Handshake::new(params, now),
         sync_server: SyncServer::new(chain.clone(), internal_tx.clone(), faults),
@@ -129,7 +138,7 @@ pub(super) async fn spawn(
         sync_triggers: triggers_tx,
         connections: Connections::default(),
         scoring,
-        requests: Requests::default(),
+        requests: Requests::new(links),
         active: true,
         listen_addrs: listen_addrs.clone(),
         helpers,
@@ -381,7 +390,7 @@ impl EventLoop {
                         response,
                     },
                 ..
-            } => match self.requests.on_response(request_id, response) {
+            } => match self.requests.on_response(peer, request_id, response) {
                 Some(Ok(status)) => self.on_status(peer, status),
                 Some(Err(offense)) => self.punish(peer, offense),
                 None => {}

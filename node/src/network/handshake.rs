@@ -158,7 +158,8 @@ pub(super) async fn local_status(chain: &ChainHandle, lie_work: bool) -> Option<
     chain
         .call(move |s| {
             let params = s.params();
-            let tip = s.chain.tip();
+            // A selfish miner's withheld blocks stay out of its status.
+            let tip = s.public_tip();
             Status {
                 protocol_version: protocol::PROTOCOL_VERSION,
                 network_id: params.network_id.clone(),

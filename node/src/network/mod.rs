@@ -14,8 +14,7 @@
 //! - [`gossip`]: validation of gossiped blocks and transactions before they are forwarded.
 //! - [`sync`]: headers-first catch-up.
 //! - [`peers`]: misbehaviour scores, bans, static peers, rate limits (pure data).
-//! - [`rpc`]: `getpeerinfo`, `addnode`, `disconnectnode`, `setban`, `listbanned`,
-//!   `setnetworkactive`.
+//! - [`shaping`]: per-link delay, jitter, bandwidth cap and loss, in the transport.
 //!
 //! Start it with [`start`]; stop it with [`NetworkHandle::shutdown`] and await the task.
 
@@ -33,8 +32,8 @@ pub mod peers;
 pub mod protocol;
 mod relay;
 mod requests;
-pub mod rpc;
 mod scoring;
+pub mod shaping;
 pub mod sync;
 mod sync_server;
 
@@ -42,7 +41,6 @@ use crate::chain_task::ChainHandle;
 use libp2p::{Multiaddr, PeerId};
 use peers::{Ban, Offense};
 use protocol::{SyncRequest, SyncResponse};
-use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,25 +172,8 @@ pub enum RequestError {
     Stopped,
 }
 
-/// One connected peer, as `getpeerinfo` shows it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct PeerInfo {
-    /// Its peer id.
-    pub peer_id: String,
-    /// Remote address of the connection.
-    pub addr: String,
-    /// Whether it connected to us.
-    pub inbound: bool,
-    /// Unix time of the connection.
-    pub connected_since: u64,
-    /// Height of its best block, from its status and the blocks it announced (null before
-    /// the handshake).
-    pub best_height: Option<u32>,
-    /// Last ping round trip in milliseconds (null before the first pong).
-    pub ping_ms: Option<f64>,
-    /// Misbehaviour score (banned at [`peers::BAN_THRESHOLD`]).
-    pub misbehavior: u32,
-}
+/// One connected peer, as `getpeerinfo` shows it: the RPC contract's shape, built here.
+pub use cairn_rpc::types::PeerInfo;
 
 /// `addnode`'s command (Bitcoin Core's `add`, `remove`, `onetry`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +232,7 @@ pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     shutdown: Arc<watch::Sender<bool>>,
     local_peer_id: PeerId,
+    links: shaping::LinkTable,
 }
 
 impl NetworkHandle {
@@ -269,6 +251,27 @@ impl NetworkHandle {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// The shaping of this node's links (`setlinkshaping`, `getlinkshaping`): shared with
+    /// every connection, which follows a change at once.
+    pub fn links(&self) -> &shaping::LinkTable {
+        &self.links
+    }
+
+    /// Shapes the link with `peer` (connected or not: the shape waits for it), replacing
+    /// what was there; [`shaping::LinkShape::NONE`] removes it.
+    pub fn set_link_shaping(
+        &self,
+        peer: PeerId,
+        shape: shaping::LinkShape,
+    ) -> Result<(), NetworkError> {
+        if peer == self.local_peer_id {
+            return Err(NetworkError::SelfPeer(peer));
+        }
+        let previous = self.links.set(peer, shape);
+        tracing::info!(%peer, ?shape, ?previous, "link shaping set");
+        Ok(())
     }
 
     /// Connected peers.
@@ -442,6 +445,7 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
     let scoring = scoring::Scoring::new(bans, ban_store::BanStore::spawn(ban_path));
     event_loop::spawn(
         key,
+        shaping::LinkTable::default(),
         chain,
         listen,
         static_peers,

@@ -1,8 +1,9 @@
-//! Gossip between the swarm and the [`gossip::Validator`]: a message that arrives is held
-//! until its sender completed the handshake, then to the sender's rate limit and share of
-//! the queue, and queued for validation; the validator's verdict goes back to gossipsub
-//! (forward, drop, or drop and penalise). What this node produced itself (mined, or
-//! submitted over RPC) is published here.
+//! Gossip between the swarm and the [`gossip::Validator`]: a message that arrives may be
+//! lost to link shaping ([`super::shaping`]); else it is held until its sender completed
+//! the handshake, then to the sender's rate limit and share of the queue, and queued for
+//! validation; the validator's verdict goes back to gossipsub (forward, drop, or drop and
+//! penalise). What this node produced itself (mined, or submitted over RPC) is published
+//! here.
 
 use super::behaviour::Behaviour;
 use super::connections::Connections;
@@ -10,6 +11,7 @@ use super::gossip::{self, Kind};
 use super::peers::Offense;
 use super::protocol::Topics;
 use super::scoring::Scoring;
+use super::shaping::LinkTable;
 use super::sync::Trigger;
 use crate::byzantine;
 use crate::chain_task::NodeEvent;
@@ -24,6 +26,7 @@ use tokio::sync::mpsc;
 pub(super) struct Relay {
     topics: Topics,
     jobs: mpsc::Sender<gossip::Job>,
+    links: LinkTable,
     /// The `equivocate` Byzantine mode: our blocks go to one half of the peers each.
     equivocate: bool,
     /// Blocks of ours published so far (which half the next one goes to).
@@ -41,11 +44,18 @@ const MAX_HELD_PER_PEER: usize = 16;
 const EXCLUDED_SCORE: f64 = -1e6;
 
 impl Relay {
-    /// Relays on `topics`, validating through `jobs`.
-    pub(super) fn new(topics: Topics, jobs: mpsc::Sender<gossip::Job>, equivocate: bool) -> Relay {
+    /// Relays on `topics`, validating through `jobs`; `links` says which senders' messages
+    /// are lost on the way; `equivocate` is the Byzantine mode.
+    pub(super) fn new(
+        topics: Topics,
+        jobs: mpsc::Sender<gossip::Job>,
+        links: LinkTable,
+        equivocate: bool,
+    ) -> Relay {
         Relay {
             topics,
             jobs,
+            links,
             equivocate,
             published_blocks: 0,
             held: HashMap::new(),
@@ -77,6 +87,12 @@ impl Relay {
             report(swarm, &message_id, &source, MessageAcceptance::Ignore);
             return;
         };
+        // Lost on the shaped link: as if it never came, so neither a verdict nor a rate token.
+        if self.links.loses(&source) {
+            tracing::debug!(peer = %source, ?kind, "gossip message lost to link shaping");
+            report(swarm, &message_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
         let job = gossip::Job {
             message_id: message_id.clone(),
             source,
@@ -205,7 +221,7 @@ impl Relay {
                     format!("tx {txid}"),
                 )
             }
-            NodeEvent::TipChanged { .. } => return,
+            NodeEvent::TipChanged { .. } | NodeEvent::BlockKnown { .. } => return,
         };
         let excluded = if self.equivocate && topic.hash() == self.topics.blocks.hash() {
             self.published_blocks += 1;

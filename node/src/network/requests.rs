@@ -7,6 +7,7 @@ use super::behaviour::Behaviour;
 use super::codec::is_protocol_violation;
 use super::peers::Offense;
 use super::protocol::{Status, SyncRequest, SyncResponse};
+use super::shaping::LinkTable;
 use libp2p::request_response::{OutboundFailure, OutboundRequestId};
 use libp2p::{PeerId, Swarm};
 use std::collections::HashMap;
@@ -24,12 +25,20 @@ enum Pending {
 }
 
 /// Requests in flight.
-#[derive(Default)]
 pub(super) struct Requests {
     pending: HashMap<OutboundRequestId, Pending>,
+    links: LinkTable,
 }
 
 impl Requests {
+    /// No requests yet; `links` says which peers' blocks are lost on the way.
+    pub(super) fn new(links: LinkTable) -> Requests {
+        Requests {
+            pending: HashMap::new(),
+            links,
+        }
+    }
+
     /// Sends our status to `peer`; its answer is its status.
     pub(super) fn send_status(
         &mut self,
@@ -64,6 +73,7 @@ impl Requests {
     /// offense of answering something else); others go to whoever asked.
     pub(super) fn on_response(
         &mut self,
+        peer: PeerId,
         id: OutboundRequestId,
         response: SyncResponse,
     ) -> Option<Result<Status, Offense>> {
@@ -76,10 +86,40 @@ impl Requests {
                 )))),
             },
             Pending::External(reply) => {
-                let _ = reply.send(Ok(response));
+                let _ = reply.send(self.after_loss(peer, response));
                 None
             }
         }
+    }
+
+    /// The answer as it survives link shaping: each block of a `Blocks` answer is lost
+    /// with the peer's loss probability, and the answer ends before the first lost block
+    /// (the sync task asks again for the rest); when the first is lost, the request failed.
+    fn after_loss(
+        &self,
+        peer: PeerId,
+        response: SyncResponse,
+    ) -> Result<SyncResponse, RequestError> {
+        let SyncResponse::Blocks(blocks) = response else {
+            return Ok(response);
+        };
+        if blocks.is_empty() || self.links.get(&peer).is_none_or(|s| s.loss_pct() == 0.0) {
+            return Ok(SyncResponse::Blocks(blocks));
+        }
+        let sent = blocks.len();
+        let kept: Vec<_> = blocks
+            .into_iter()
+            .take_while(|_| !self.links.loses(&peer))
+            .collect();
+        if kept.len() < sent {
+            tracing::debug!(%peer, lost = sent - kept.len(), sent, "sync blocks lost to link shaping");
+        }
+        if kept.is_empty() {
+            return Err(RequestError::Failed(
+                "the answer's blocks were lost to link shaping".into(),
+            ));
+        }
+        Ok(SyncResponse::Blocks(kept))
     }
 
     /// A request failed; the offense, if the peer broke the protocol.

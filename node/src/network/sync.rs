@@ -374,7 +374,7 @@ fn accept_headers(
     headers: &[BlockHeader],
 ) -> (HeadersReport, Vec<BlockHash>) {
     let min_work = state.chain.tip().chainwork;
-    let report = match state.chain.accept_headers(headers, unix_now(), min_work) {
+    let report = match state.accept_headers(headers, unix_now(), min_work) {
         Ok(report) => report,
         Err(e) => {
             tracing::error!("storing headers: {e}");

@@ -105,11 +105,18 @@ impl SyncServer {
             SyncRequest::Status(_) => unreachable!("answered above"),
             SyncRequest::GetHeaders { locator, stop } => {
                 self.answer_with(peer, channel, move |s| {
-                    SyncResponse::Headers(s.chain.headers_after(
-                        &locator,
-                        stop,
-                        protocol::MAX_HEADERS_PER_RESPONSE,
-                    ))
+                    let mut headers =
+                        s.chain
+                            .headers_after(&locator, stop, protocol::MAX_HEADERS_PER_RESPONSE);
+                    // Withheld blocks are the top of the active chain: cut them off.
+                    if s.strategy.public_height_limit().is_some()
+                        && let Some(cut) = headers
+                            .iter()
+                            .position(|h| s.strategy.is_withheld(&h.block_hash()))
+                    {
+                        headers.truncate(cut);
+                    }
+                    SyncResponse::Headers(headers)
                 });
             }
             SyncRequest::GetBlocks(hashes) => {
@@ -227,7 +234,7 @@ fn refuse(swarm: &mut Swarm<Behaviour>, channel: ResponseChannel<SyncResponse>, 
 fn read_blocks(state: &NodeState, hashes: &[BlockHash]) -> Vec<Block> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    for hash in hashes {
+    for hash in hashes.iter().filter(|h| !state.strategy.is_withheld(h)) {
         match state.chain.block(hash) {
             Ok(Some(block)) => {
                 let size = block.encoded_size();

@@ -4,9 +4,19 @@
 //! long-lived client libraries send (no `"jsonrpc"` member): such requests are answered
 //! in the same style, `{"result", "error", "id"}`, with Core's HTTP statuses (500 for an
 //! error, 404 for an unknown method). Batches (a JSON array of requests) are answered
-//! with an array, HTTP 200. This envelope logic is here; the methods are in [`methods`].
+//! with an array, HTTP 200. This envelope logic is here; the methods are declared once in
+//! [`registry`] and handled by domain: [`chain`], [`mempool`], [`mining`], [`network`],
+//! [`control`]. Parameters are parsed in [`params`]. `GET /events` streams changes as
+//! server-sent events ([`events`]).
 
-pub mod methods;
+pub mod chain;
+pub mod control;
+pub mod events;
+pub mod mempool;
+pub mod mining;
+pub mod network;
+pub mod params;
+pub mod registry;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,8 +28,25 @@ use base64::Engine;
 use cairn_rpc::COOKIE_USER;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tokio::sync::watch;
 
-pub use methods::RpcContext;
+use crate::chain_task::{ChainHandle, NodeStopped};
+use crate::mining::MiningHandle;
+use crate::network::NetworkHandle;
+
+/// What the methods need.
+pub struct RpcContext {
+    /// The chain state owner.
+    pub chain: ChainHandle,
+    /// The miner.
+    pub mining: MiningHandle,
+    /// The cookie secret (the Basic auth password).
+    pub cookie_secret: String,
+    /// Set to `true` by `stop`.
+    pub shutdown: watch::Sender<bool>,
+    /// The p2p network.
+    pub network: NetworkHandle,
+}
 
 /// Largest request body accepted (a max-size block in hex, with room to spare).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -58,7 +85,8 @@ impl RpcError {
             data: Some(Value::String(detail.into())),
         }
     }
-    fn to_json(&self) -> Value {
+    /// The JSON-RPC `error` object.
+    pub fn to_json(&self) -> Value {
         let mut v = json!({"code": self.code, "message": self.message});
         if let Some(data) = &self.data {
             v["data"] = data.clone();
@@ -67,10 +95,20 @@ impl RpcError {
     }
 }
 
+impl From<NodeStopped> for RpcError {
+    fn from(_: NodeStopped) -> Self {
+        RpcError::new(codes::SHUTTING_DOWN, "the node is shutting down")
+    }
+}
+
 /// Builds the router (used by the node and by tests).
 pub fn router(ctx: Arc<RpcContext>) -> Router {
     Router::new()
         .route("/", post(handle))
+        .route(
+            cairn_rpc::types::events::PATH,
+            axum::routing::get(events::handle),
+        )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(ctx)
 }
@@ -155,8 +193,8 @@ async fn answer_one(ctx: &Arc<RpcContext>, request: Value) -> (Option<Value>, St
     let id = obj.get("id").cloned();
     let outcome = match (obj.get("method"), obj.get("params")) {
         (Some(Value::String(method)), params) => match params {
-            None | Some(Value::Null) => methods::call(ctx, method, Vec::new()).await,
-            Some(Value::Array(list)) => methods::call(ctx, method, list.clone()).await,
+            None | Some(Value::Null) => registry::call(ctx, method, Vec::new()).await,
+            Some(Value::Array(list)) => registry::call(ctx, method, list.clone()).await,
             Some(_) => Err(RpcError::invalid_params(
                 "params must be an array of positional arguments",
             )),

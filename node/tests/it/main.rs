@@ -1,8 +1,15 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
 mod byzantine;
+mod experiment;
 mod harness;
+mod hashrate;
+mod links;
 mod node;
+mod observe;
 mod p2p;
+mod scenario;
 mod testnet;
+mod utxo_scan;
+mod view;
 mod wallet;

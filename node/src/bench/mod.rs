@@ -1,0 +1,178 @@
+//! `cairn bench validate | store | mempool`: block connection, storage and mempool speed,
+//! each as a ratio to a reference measured in the same run (STYLE §12), so figures compare
+//! across machines. Every bench prints a table, or with `--json` one line; progress goes to
+//! stderr.
+//!
+//! - [`validate`]: inputs connected per second ÷ single-thread k256 verifications per
+//!   second, cold and with a warm signature cache.
+//! - [`store`]: blocks per second connected into rocksdb ÷ into the in-memory store.
+//! - [`mempool`]: independent transactions accepted per second ÷ verifications per second,
+//!   and the cost of a full mempool when a block connects.
+
+pub mod mempool;
+pub mod store;
+pub mod validate;
+pub mod workload;
+
+use cairn_core::hash::sha256d;
+use cairn_core::keys::verify_signature;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// The reference every signature ratio is measured against.
+const VERIFY_REFERENCE: &str = "k256 verify_signature, one thread";
+
+/// One figure of a report.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Its JSON member name.
+    pub key: &'static str,
+    /// What it is, for the table.
+    pub label: &'static str,
+    /// The value.
+    pub value: f64,
+    /// Its unit, for the table.
+    pub unit: &'static str,
+}
+
+impl Figure {
+    /// A figure.
+    pub fn new(key: &'static str, label: &'static str, value: f64, unit: &'static str) -> Self {
+        Figure {
+            key,
+            label,
+            value,
+            unit,
+        }
+    }
+}
+
+/// What a bench measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `validate`, `store` or `mempool`.
+    pub bench: &'static str,
+    /// The headline figure ÷ the reference.
+    pub ratio_to_reference: f64,
+    /// What the reference is.
+    pub reference: &'static str,
+    /// The reference's rate, per second.
+    pub reference_per_sec: f64,
+    /// Everything else measured.
+    pub figures: Vec<Figure>,
+}
+
+impl Report {
+    /// One JSON object on one line: `bench`, `ratio_to_reference`, `reference`,
+    /// `reference_per_sec`, then every figure by its key.
+    pub fn to_json_line(&self) -> String {
+        let mut object = serde_json::Map::new();
+        object.insert("bench".into(), self.bench.into());
+        object.insert("ratio_to_reference".into(), round(self.ratio_to_reference));
+        object.insert("reference".into(), self.reference.into());
+        object.insert("reference_per_sec".into(), round(self.reference_per_sec));
+        for figure in &self.figures {
+            object.insert(figure.key.into(), round(figure.value));
+        }
+        serde_json::Value::Object(object).to_string()
+    }
+}
+
+/// Counts as integers, rates to three decimals.
+fn round(value: f64) -> serde_json::Value {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        serde_json::json!(value as i64)
+    } else {
+        serde_json::json!((value * 1000.0).round() / 1000.0)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "cairn bench {} (medians of this run)", self.bench)?;
+        writeln!(
+            f,
+            "  {:<44} {:>14.1} /s",
+            format!("reference: {}", self.reference),
+            self.reference_per_sec
+        )?;
+        for figure in &self.figures {
+            writeln!(
+                f,
+                "  {:<44} {:>14.3} {}",
+                figure.label, figure.value, figure.unit
+            )?;
+        }
+        write!(
+            f,
+            "  {:<44} {:>14.3}",
+            "ratio to reference", self.ratio_to_reference
+        )
+    }
+}
+
+/// Median of `samples` (the mean of the middle two for an even count).
+fn median(mut samples: Vec<f64>) -> f64 {
+    assert!(!samples.is_empty(), "a median needs samples");
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len();
+    if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+    }
+}
+
+/// Single-thread k256 verifications per second: the median of `samples` rounds of about
+/// `round` each, of one valid low-S signature including public-key decompression (what
+/// every input pays).
+fn verifications_per_sec(samples: usize, round: Duration, progress: &ProgressBar) -> f64 {
+    let key = cairn_core::params::dev_secret_key(1);
+    let public_key = key.public_key();
+    let hash = sha256d(b"cairn bench reference");
+    let signature = key.sign_hash(&hash);
+    progress.set_message("reference: k256 verify");
+    let rates = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < round {
+                for _ in 0..16 {
+                    let ok = verify_signature(
+                        black_box(&public_key),
+                        black_box(&hash),
+                        black_box(&signature),
+                    );
+                    assert!(black_box(ok).is_ok(), "the reference signature is valid");
+                }
+                n += 16;
+            }
+            progress.inc(1);
+            n as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(rates)
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal) over `steps`.
+fn progress(bench: &str, steps: u64) -> ProgressBar {
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("bench {bench}"));
+    bar
+}
+
+/// Prints `report` as a table or one JSON line.
+pub fn print(report: &Report, json: bool) {
+    if json {
+        println!("{}", report.to_json_line());
+    } else {
+        println!("{report}");
+    }
+}

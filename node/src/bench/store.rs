@@ -1,0 +1,103 @@
+//! `cairn bench store`: the same generated chain connected into rocksdb (a fresh temporary
+//! directory per run, every block one synced `WriteBatch`) and into the in-memory store,
+//! in the same run: blocks per second ÷ blocks per second. What rocksdb costs beyond the
+//! consensus work; bounded by the disk's synced-write latency, measured here too.
+
+use super::workload::{ChainArgs, ChainWorkload};
+use super::{Figure, Report, median, progress};
+use anyhow::Context;
+use cairn_core::MemoryStore;
+use cairn_core::chain::ChainState;
+use cairn_node::store::RocksStore;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+/// Synced 4 KiB writes timed for the disk's latency.
+const SYNC_PROBES: usize = 50;
+
+/// Runs the bench.
+pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
+    args.check()?;
+    let runs = args.runs;
+    let bar = progress("store", (args.blocks + 1 + 2 * runs) as u64);
+    let work = ChainWorkload::generate(args, &bar);
+    let blocks = work.blocks.len() as f64;
+    let scratch = tempfile::tempdir().context("creating a temporary directory")?;
+    bar.set_message("timing synced writes");
+    let sync_ms = synced_write_ms(scratch.path())?;
+    bar.inc(1);
+
+    let mut memory = Vec::new();
+    let mut rocks = Vec::new();
+    for run in 0..runs {
+        bar.set_message("connecting into memory");
+        let mut chain = ChainState::open(work.params.clone(), MemoryStore::new())
+            .expect("the memory store cannot fail");
+        memory.push(blocks / work.import(&mut chain)?.as_secs_f64());
+        bar.inc(1);
+
+        bar.set_message("connecting into rocksdb");
+        let path = scratch.path().join(format!("chain-{run}"));
+        let store = RocksStore::open(&path).context("opening a fresh rocksdb store")?;
+        let mut chain =
+            ChainState::open(work.params.clone(), store).context("writing the genesis block")?;
+        rocks.push(blocks / work.import(&mut chain)?.as_secs_f64());
+        drop(chain);
+        std::fs::remove_dir_all(&path).context("removing the bench store")?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (memory, rocks) = (median(memory), median(rocks));
+    Ok(Report {
+        bench: "store",
+        ratio_to_reference: rocks / memory,
+        reference: "in-memory connect, same chain (blocks/s)",
+        reference_per_sec: memory,
+        figures: vec![
+            Figure::new("blocks", "blocks connected per run", blocks, ""),
+            Figure::new(
+                "txs_per_block",
+                "spends per full block",
+                args.txs_per_block as f64,
+                "",
+            ),
+            Figure::new(
+                "blocks_per_sec_rocksdb",
+                "connect into rocksdb",
+                rocks,
+                "blocks/s",
+            ),
+            Figure::new(
+                "blocks_per_sec_memory",
+                "connect into memory",
+                memory,
+                "blocks/s",
+            ),
+            Figure::new(
+                "disk_sync_write_ms",
+                "disk: one synced 4 KiB write",
+                sync_ms,
+                "ms",
+            ),
+        ],
+    })
+}
+
+/// Median milliseconds of one 4 KiB write followed by `fdatasync`, in `dir` (the disk the
+/// stores are on): the floor under one block's synced batch.
+fn synced_write_ms(dir: &Path) -> anyhow::Result<f64> {
+    let path = dir.join("sync-probe");
+    let mut file = std::fs::File::create(&path).context("creating the sync probe file")?;
+    let page = [0u8; 4096];
+    let mut samples = Vec::with_capacity(SYNC_PROBES);
+    for _ in 0..SYNC_PROBES {
+        let start = Instant::now();
+        file.write_all(&page).context("writing the sync probe")?;
+        file.sync_data().context("syncing the sync probe")?;
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(file);
+    std::fs::remove_file(&path).context("removing the sync probe")?;
+    Ok(median(samples))
+}
