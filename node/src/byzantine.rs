@@ -285,7 +285,7 @@ pub async fn flood_transactions(chain: ChainHandle) {
             tokio::task::yield_now().await;
         }
         round += 1;
-        if round % 16 == 0 {
+        if round.is_multiple_of(16) {
             tracing::info!(sent, "tx-flood: invalid transactions sent");
         }
     }
