@@ -453,7 +453,9 @@ fn branches_with_less_work_than_the_tip_leave_nothing_behind() {
     });
     wait_connected(&v, &h);
     let mut kit = TestChain::new(regtest());
-    let honest = kit.build_chain(6);
+    // Deeper than the window in which a recent stale block is still kept.
+    let depth = cairn_core::chain::state::admission::STALE_WINDOW as usize + 4;
+    let honest = kit.build_chain(depth);
     for block in &honest {
         submit(&h, block);
     }
@@ -490,7 +492,7 @@ fn branches_with_less_work_than_the_tip_leave_nothing_behind() {
         );
     }
     assert_eq!(tip(&v), honest_tip);
-    let next = kit.build_on(&honest[5].block_hash(), 1);
+    let next = kit.build_on(&honest[depth - 1].block_hash(), 1);
     submit(&h, &next[0]);
     converge(&[&v, &h]);
     assert_honest_record(&v, &[&h], &[]);
@@ -594,9 +596,12 @@ fn pipelined_block_requests_are_served_one_at_a_time() {
         requests,
         "every request got an answer or failed"
     );
+    // Served one at a time with two waiting: what arrives while the queue is full is
+    // refused, and the flood of refusals gets the peer banned (how many slip in between
+    // reads depends on the machine's load; unbounded serving answers all of them).
     assert!(
-        tally.0 <= 10,
-        "{} block requests were served at once",
+        tally.1 + tally.2 >= requests / 3,
+        "{} of {requests} pipelined block requests were served",
         tally.0
     );
     // An honest peer that asks one at a time is served in full.

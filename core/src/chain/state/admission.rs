@@ -4,8 +4,14 @@
 //! - A block nobody asked for (gossip) is looked at only when its parent is known, its
 //!   header passes every context check and its branch has at least the active tip's work
 //!   (a tie is kept: the first seen of equal-work tips stays active, the other is a fork
-//!   users can see). Nothing else is stored: no orphan pool, no bodies of weaker branches
-//!   that would be kept without their inputs or signatures ever being checked.
+//!   users can see). The one exception is a recent fork: a branch that leaves the active
+//!   chain within [`STALE_WINDOW`] of the tip, what honest miners that lost a race send
+//!   and what fork views, stale-rate measurements and a selfish miner's race must see; its
+//!   blocks cost proof of work at about the current difficulty (Bitcoin Core keeps the
+//!   header of such a block and drops its body; here the body is kept too, as the lab
+//!   reads it, and it is never connected unless its branch wins). Nothing else is stored:
+//!   no orphan pool, no bodies of deep weaker branches kept without their inputs or
+//!   signatures ever being checked.
 //! - Headers come in batches, one store write per batch, and only when the batch's branch
 //!   reaches the work asked for; a weaker branch leaves nothing behind.
 
@@ -17,6 +23,13 @@ use crate::hash::BlockHash;
 use crate::pow::Work;
 use crate::store::{ChainStore, StoreBatch};
 use crate::validation::BlockError;
+
+/// How far below the tip a branch may leave the active chain for its blocks to be kept
+/// although they have less work than the tip (a recent fork). Deep enough for a selfish
+/// miner's lead (it and the honest nodes must see every block of the race, Eyal–Sirer),
+/// shallow enough that every block of such a branch costs proof of work at about the
+/// current difficulty: no cheap headers from deep in the past.
+pub const STALE_WINDOW: u32 = 16;
 
 /// Whether a block that arrived unrequested is worth importing, judged on its header alone
 /// (nothing is decoded further, hashed or stored to decide).
@@ -67,12 +80,26 @@ impl<S: ChainStore> ChainState<S> {
         }
         match self.check_new_header(&hash, header, now) {
             Err(e) => Admission::Invalid(e),
-            Ok(entry) if entry.chainwork < self.tip().chainwork => Admission::LessWork {
-                work: entry.chainwork,
-                tip: self.tip().chainwork,
-            },
+            Ok(entry)
+                if entry.chainwork < self.tip().chainwork
+                    && !self.is_recent_stale(&header.prev_blockhash) =>
+            {
+                Admission::LessWork {
+                    work: entry.chainwork,
+                    tip: self.tip().chainwork,
+                }
+            }
             Ok(_) => Admission::Admit,
         }
+    }
+
+    /// Whether a child of `parent` would be on a recent fork: its branch leaves the active
+    /// chain at most [`STALE_WINDOW`] below the tip.
+    fn is_recent_stale(&self, parent: &BlockHash) -> bool {
+        let fork = self.find_fork(parent);
+        self.entries
+            .get(&fork)
+            .is_some_and(|f| self.height() - f.height <= STALE_WINDOW)
     }
 
     /// Accepts a batch of consecutive headers (headers-first sync): each is checked in the
@@ -207,8 +234,9 @@ mod tests {
     fn unrequested_blocks_are_admitted_only_on_a_known_parent_with_enough_work() {
         let mut kit = TestChain::new(ChainParams::regtest());
         let genesis = kit.chain.tip().hash;
-        let main = kit.build_chain(3);
+        let main = kit.build_chain(STALE_WINDOW as usize + 2);
         let side = kit.build_on(&genesis, 2);
+        let recent = kit.build_on(&main[STALE_WINDOW as usize].block_hash(), 1);
         let now = kit.now();
         let mut chain = fresh();
         for block in &main {
@@ -226,7 +254,12 @@ mod tests {
             chain.admit_unrequested(&side[1].header, now),
             Admission::UnknownParent(side[0].block_hash())
         );
-        let next = kit.build_on(&main[2].block_hash(), 1);
+        assert_eq!(
+            chain.admit_unrequested(&recent[0].header, now),
+            Admission::Admit,
+            "a recent stale block is kept"
+        );
+        let next = kit.build_on(&main.last().unwrap().block_hash(), 1);
         assert_eq!(
             chain.admit_unrequested(&next[0].header, now),
             Admission::Admit
