@@ -30,7 +30,7 @@ use super::shaping::LinkTable;
 use super::sync::{self, Trigger};
 use super::sync_server::SyncServer;
 use super::{Command, NetworkError, NetworkHandle, Started, gossip};
-use crate::chain_task::{ChainHandle, NodeEvent, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -217,8 +217,13 @@ impl EventLoop {
                     let addr = peers::split_p2p(endpoint.get_remote_address()).0;
                     let inbound = endpoint.is_listener();
                     tracing::info!(peer = %peer_id, %addr, inbound, "peer connected");
-                    self.connections
-                        .opened(peer_id, addr, inbound, unix_now(), now);
+                    self.connections.opened(
+                        peer_id,
+                        addr,
+                        inbound,
+                        self.chain.clock().now_secs(),
+                        now,
+                    );
                     self.send_status(vec![peer_id]);
                 }
             }

@@ -14,7 +14,7 @@
 //! just before its child is imported first, and the event loop never waits on the chain.
 
 use super::peers::Offense;
-use crate::chain_task::{ChainHandle, Origin, unix_now};
+use crate::chain_task::{ChainHandle, Origin};
 use crate::mempool::MempoolError;
 use cairn_core::{Block, BlockError, ImportOutcome, Transaction, encoding};
 use libp2p::PeerId;
@@ -175,7 +175,7 @@ impl Validator {
                 let outcome = self
                     .chain
                     .call(move |s| {
-                        let report = s.submit_block(block, unix_now(), Origin::Peer);
+                        let report = s.submit_block(block, s.now_secs(), Origin::Peer);
                         let entry = s.chain.entry(&hash);
                         let height = entry.map(|e| e.height);
                         let stored_valid =
@@ -217,7 +217,7 @@ impl Validator {
                 verdict.summary = format!("tx {txid}");
                 let result = self
                     .chain
-                    .call(move |s| s.submit_tx(tx, unix_now(), Origin::Peer).map(|_| ()))
+                    .call(move |s| s.submit_tx(tx, s.now_secs(), Origin::Peer).map(|_| ()))
                     .await
                     .ok()?;
                 let (acceptance, offense) = classify_tx(&result);

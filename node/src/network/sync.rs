@@ -19,7 +19,7 @@ use super::protocol::{
     MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, SyncRequest, SyncResponse,
 };
 use super::{NetworkHandle, RequestError};
-use crate::chain_task::{ChainHandle, NodeStopped, Origin, unix_now};
+use crate::chain_task::{ChainHandle, NodeStopped, Origin};
 use cairn_core::chain::HeaderOutcome;
 use cairn_core::{Block, BlockError, BlockHash, BlockHeader, ImportOutcome, Work};
 use libp2p::PeerId;
@@ -266,7 +266,7 @@ fn accept_headers(
     state: &mut crate::chain_task::NodeState,
     headers: &[BlockHeader],
 ) -> (Vec<BlockHash>, Option<BlockError>) {
-    let now = unix_now();
+    let now = state.now_secs();
     let mut needed = Vec::new();
     for header in headers {
         let hash = header.block_hash();
@@ -368,7 +368,7 @@ fn submit_blocks(
     state: &mut crate::chain_task::NodeState,
     blocks: Vec<Block>,
 ) -> Vec<(BlockHash, Option<ImportOutcome>)> {
-    let now = unix_now();
+    let now = state.now_secs();
     let mut out = Vec::with_capacity(blocks.len());
     for block in blocks {
         let hash = block.block_hash();
