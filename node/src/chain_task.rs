@@ -27,15 +27,6 @@ pub use handle::{
     TxLookup, spawn,
 };
 
-/// Seconds since the Unix epoch from the system clock.
-///
-/// A shim for the network code, which still reads the time itself; everything else reads
-/// the node's [`Clock`](crate::clock::Clock) through [`ChainHandle::clock`].
-pub fn unix_now() -> u64 {
-    use crate::clock::Clock;
-    crate::clock::SystemClock.now_secs()
-}
-
 /// A fresh random salt for the signature cache, so peers cannot predict its keys. Without
 /// OS randomness the cache still works: its keys stay hashes of what was verified, only
 /// predictable.
@@ -163,6 +154,11 @@ impl NodeState {
     pub fn with_strategy(mut self, kind: StrategyKind) -> Self {
         self.strategy = Strategy::new(kind);
         self
+    }
+
+    /// Seconds since the epoch on the node's clock (for work the network hands the owner).
+    pub fn now_secs(&self) -> u64 {
+        self.clock.now_secs()
     }
 
     /// The chain parameters.

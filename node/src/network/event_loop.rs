@@ -31,7 +31,7 @@ use super::sync::{self, Trigger};
 use super::sync_server::SyncServer;
 use super::{Command, NetworkError, NetworkHandle, PeerLimits, Started, gossip};
 use crate::byzantine::{self, Faults};
-use crate::chain_task::{ChainHandle, NodeEvent, unix_now};
+use crate::chain_task::{ChainHandle, NodeEvent};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -248,8 +248,13 @@ impl EventLoop {
                         return;
                     }
                     tracing::info!(peer = %peer_id, %addr, inbound, "peer connected");
-                    self.connections
-                        .opened(peer_id, addr, inbound, unix_now(), now);
+                    self.connections.opened(
+                        peer_id,
+                        addr,
+                        inbound,
+                        self.chain.clock().now_secs(),
+                        now,
+                    );
                     self.evict_if_full(peer_id);
                     self.send_status(vec![peer_id]);
                 }

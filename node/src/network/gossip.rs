@@ -22,7 +22,7 @@
 //! cannot win cost neither a merkle hash nor a store write.
 
 use super::peers::Offense;
-use crate::chain_task::{ChainHandle, Origin, unix_now};
+use crate::chain_task::{ChainHandle, Origin};
 use crate::mempool::MempoolError;
 use cairn_core::chain::{Admission, Validity};
 use cairn_core::{Block, BlockError, ImportOutcome, Transaction, encoding};
@@ -264,7 +264,7 @@ impl Validator {
                 verdict.summary = format!("tx {txid}");
                 let result = self
                     .chain
-                    .call(move |s| s.submit_tx(tx, unix_now(), Origin::Peer).map(|_| ()))
+                    .call(move |s| s.submit_tx(tx, s.now_secs(), Origin::Peer).map(|_| ()))
                     .await
                     .ok()?;
                 let (acceptance, offense) = classify_tx(&result);
@@ -300,7 +300,7 @@ fn import_unrequested(
     state: &mut crate::chain_task::NodeState,
     block: Block,
 ) -> Result<Imported, cairn_core::chain::ChainError> {
-    let now = unix_now();
+    let now = state.now_secs();
     let hash = block.block_hash();
     match state.chain.admit_unrequested(&block.header, now) {
         Admission::UnknownParent(_) => Ok(Imported::Unconnecting),

@@ -440,9 +440,9 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
         .collect::<Result<_, _>>()?;
     let key = identity::load_or_create(&identity::key_path(&config.datadir))?;
     let ban_path = config.datadir.join("banlist.json");
-    let bans =
-        ban_store::load(&ban_path, crate::chain_task::unix_now()).map_err(NetworkError::BanList)?;
-    let scoring = scoring::Scoring::new(bans, ban_store::BanStore::spawn(ban_path));
+    let clock = chain.clock().clone();
+    let bans = ban_store::load(&ban_path, clock.now_secs()).map_err(NetworkError::BanList)?;
+    let scoring = scoring::Scoring::new(bans, ban_store::BanStore::spawn(ban_path), clock);
     event_loop::spawn(
         key,
         shaping::LinkTable::default(),

@@ -6,7 +6,7 @@
 use super::ban_store::BanStore;
 use super::behaviour::Behaviour;
 use super::peers::{self, Ban, BanList, Offense, Scores};
-use crate::chain_task::unix_now;
+use crate::clock::SharedClock;
 use libp2p::{PeerId, Swarm};
 use std::time::{Duration, Instant};
 
@@ -17,22 +17,24 @@ pub(super) struct Scoring {
     store: BanStore,
     /// The list changed since it was last handed to the store.
     dirty: bool,
+    clock: SharedClock,
 }
 
 impl Scoring {
     /// Starts from the bans loaded at startup.
-    pub(super) fn new(bans: BanList, store: BanStore) -> Scoring {
+    pub(super) fn new(bans: BanList, store: BanStore, clock: SharedClock) -> Scoring {
         Scoring {
             scores: Scores::default(),
             bans,
             store,
             dirty: false,
+            clock,
         }
     }
 
     /// Refuses every peer whose ban is still running (at startup).
     pub(super) fn block_banned(&self, swarm: &mut Swarm<Behaviour>) {
-        let now = unix_now();
+        let now = self.clock.now_secs();
         for ban in self.bans.list() {
             if ban.banned_until > now {
                 swarm.behaviour_mut().blocked.block_peer(ban.peer_id);
@@ -42,7 +44,7 @@ impl Scoring {
 
     /// Whether `peer` is banned now.
     pub(super) fn is_banned(&self, peer: &PeerId) -> bool {
-        self.bans.is_banned(peer, unix_now())
+        self.bans.is_banned(peer, self.clock.now_secs())
     }
 
     /// The peer's misbehaviour score.
@@ -54,7 +56,7 @@ impl Scoring {
     pub(super) fn punish(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, offense: Offense) {
         let score = self.scores.add(peer, &offense, Instant::now());
         tracing::warn!(%peer, score, "peer misbehaved: {}", offense.reason());
-        if score >= peers::BAN_THRESHOLD && !self.bans.is_banned(&peer, unix_now()) {
+        if score >= peers::BAN_THRESHOLD && !self.bans.is_banned(&peer, self.clock.now_secs()) {
             self.ban(swarm, peer, peers::DEFAULT_BAN_DURATION, offense.reason());
         }
     }
@@ -67,7 +69,10 @@ impl Scoring {
         duration: Duration,
         reason: String,
     ) {
-        let ban = self.bans.ban(peer, duration, reason, unix_now()).clone();
+        let ban = self
+            .bans
+            .ban(peer, duration, reason, self.clock.now_secs())
+            .clone();
         self.dirty = true;
         tracing::warn!(%peer, until = ban.banned_until, "banned peer: {}", ban.reason);
         swarm.behaviour_mut().blocked.block_peer(peer);
@@ -90,7 +95,7 @@ impl Scoring {
 
     /// Lifts the bans that ended.
     pub(super) fn expire(&mut self, swarm: &mut Swarm<Behaviour>) {
-        let ended = self.bans.expire(unix_now());
+        let ended = self.bans.expire(self.clock.now_secs());
         if ended.is_empty() {
             return;
         }

@@ -27,7 +27,7 @@ use super::protocol::{
     MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest, SyncResponse,
 };
 use super::{NetworkHandle, RequestError};
-use crate::chain_task::{ChainHandle, NodeStopped, Origin, unix_now};
+use crate::chain_task::{ChainHandle, NodeStopped, Origin};
 use cairn_core::chain::HeadersReport;
 use cairn_core::{Block, BlockError, BlockHash, BlockHeader, ImportOutcome, Work};
 use libp2p::PeerId;
@@ -374,7 +374,8 @@ fn accept_headers(
     headers: &[BlockHeader],
 ) -> (HeadersReport, Vec<BlockHash>) {
     let min_work = state.chain.tip().chainwork;
-    let report = match state.accept_headers(headers, unix_now(), min_work) {
+    let now = state.now_secs();
+    let report = match state.accept_headers(headers, now, min_work) {
         Ok(report) => report,
         Err(e) => {
             tracing::error!("storing headers: {e}");
@@ -475,7 +476,7 @@ fn submit_blocks(
     state: &mut crate::chain_task::NodeState,
     blocks: Vec<Block>,
 ) -> Vec<(BlockHash, Option<ImportOutcome>)> {
-    let now = unix_now();
+    let now = state.now_secs();
     let mut out = Vec::with_capacity(blocks.len());
     for block in blocks {
         let hash = block.block_hash();

@@ -496,7 +496,7 @@ fn invalid_pow_block(parent: &str, height: u32) -> Block {
         version: 1,
         prev_blockhash: parent.parse().unwrap(),
         merkle_root: cairn_core::merkle::merkle_root(&[coinbase.wtxid()]),
-        time: cairn_node::chain_task::unix_now() as u32,
+        time: cairn_node::clock::Clock::now_secs(&cairn_node::clock::SystemClock) as u32,
         bits: params.initial_bits,
         nonce: 0,
     };
