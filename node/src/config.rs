@@ -65,6 +65,15 @@ pub struct NodeArgs {
     /// Log format [default: text]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Misbehave on purpose: empty-bodies, invalid-blocks, equivocate, lie-work, tx-flood
+    #[arg(long, value_name = "MODE[,MODE...]")]
+    pub byzantine: Option<String>,
+    /// Most inbound peers from one IP address [default: 32]
+    #[arg(long, hide = true)]
+    pub max_inbound_per_ip: Option<u32>,
+    /// Most inbound peers; beyond, the least useful one is evicted [default: 117]
+    #[arg(long, hide = true)]
+    pub max_inbound: Option<u32>,
     /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:0)
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -88,6 +97,9 @@ struct FileConfig {
     hashrate: Option<FileHashRate>,
     mdns: Option<bool>,
     log_format: Option<LogFormat>,
+    byzantine: Option<String>,
+    max_inbound_per_ip: Option<u32>,
+    max_inbound: Option<u32>,
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
 }
@@ -134,6 +146,10 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Byzantine faults (`--byzantine`); none for an honest node.
+    pub faults: crate::byzantine::Faults,
+    /// Inbound peer limits.
+    pub limits: crate::network::PeerLimits,
     /// Mining policy.
     pub strategy: StrategyKind,
 }
@@ -233,6 +249,12 @@ impl NodeConfig {
             hashrate,
             mdns: args.mdns || file.mdns.unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            faults: crate::byzantine::parse(&args.byzantine.or(file.byzantine).unwrap_or_default())
+                .context("--byzantine")?,
+            limits: crate::network::PeerLimits::new(
+                args.max_inbound.or(file.max_inbound),
+                args.max_inbound_per_ip.or(file.max_inbound_per_ip),
+            ),
             strategy: args.strategy.or(file.strategy).unwrap_or_default(),
         })
     }

@@ -23,6 +23,7 @@
 //!
 //! [`run`] is `cairn node`.
 
+pub mod byzantine;
 pub mod chain_task;
 pub mod clock;
 pub mod config;
@@ -72,6 +73,8 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
             peers: config.peers.clone(),
             mdns: config.mdns,
             datadir: datadir.path().to_path_buf(),
+            faults: config.faults,
+            limits: config.limits,
         },
         chain.clone(),
     )
@@ -97,6 +100,10 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
         config.block_time,
         config.hashrate,
     );
+    mining.set_faults(config.faults);
+    if config.faults.any() {
+        tracing::warn!(modes = %config.faults.names(), "running as a Byzantine node");
+    }
 
     let ctx = Arc::new(rpc::RpcContext {
         chain: chain.clone(),

@@ -10,6 +10,7 @@
 //! (`--hashrate`, `sethashrate`): a share of a testnet's hash power is a setting. `generate`
 //! ignores it, since it exists to mine blocks now.
 
+use crate::byzantine::{self, Faults};
 use crate::chain_task::{ChainHandle, NodeEvent, QueryError};
 use cairn_core::{BlockHash, ImportOutcome, PubkeyHash, Target};
 use cairn_miner::{CancelToken, Kernel, Miner, MinerConfig, Throttle};
@@ -77,6 +78,7 @@ struct Shared {
     /// Since when, and from which hash count, `hashps` averages.
     epoch: Mutex<(Instant, u64)>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    faults: Mutex<Faults>,
 }
 
 /// Cloneable handle to the miner.
@@ -111,6 +113,7 @@ impl MiningHandle {
             generated_hashes: AtomicU64::new(0),
             epoch: Mutex::new((Instant::now(), 0)),
             listener: Mutex::new(None),
+            faults: Mutex::new(Faults::default()),
         });
         let handle = MiningHandle {
             shared: shared.clone(),
@@ -145,6 +148,15 @@ impl MiningHandle {
             .spawn(move || mining_loop(&shared))
             .expect("spawning the mining thread");
         (handle, thread)
+    }
+
+    /// Installs Byzantine faults ([`crate::byzantine`]) in the miner.
+    pub fn set_faults(&self, faults: Faults) {
+        *self
+            .shared
+            .faults
+            .lock()
+            .expect("faults lock is never poisoned") = faults;
     }
 
     /// The address `generate` pays to without an explicit one.
@@ -315,7 +327,9 @@ impl Shared {
 }
 
 /// One search on a fresh template, capped by `throttle` (`None`: uncapped, counted as
-/// `generate` work); `Ok(None)` when cancelled (tip or template changed).
+/// `generate` work); `Ok(None)` when cancelled (tip or template changed). A Byzantine node
+/// ([`crate::byzantine`]) poisons the template and gossips the block unimported
+/// (`invalid-blocks`), or mines a twin on the same parent (`equivocate`).
 fn mine_one(
     shared: &Shared,
     pay_to: PubkeyHash,
@@ -329,10 +343,48 @@ fn mine_one(
         .expect("search list lock is never poisoned")
         .push(cancel.clone());
     let tag = shared.extranonce.fetch_add(1, Ordering::Relaxed);
-    let template = shared
+    let mut template = shared
         .chain
         .template_blocking(pay_to, tag.to_le_bytes().to_vec())
         .map_err(|_| MiningError::Stopped)?;
+    let faults = *shared.faults.lock().expect("faults lock is never poisoned");
+    if faults.invalid_blocks {
+        byzantine::poison(&mut template);
+    }
+    let Some(block) = search(shared, &template, threads, throttle, &cancel)? else {
+        return Ok(None);
+    };
+    let hash = block.block_hash();
+    if faults.invalid_blocks {
+        tracing::info!(%hash, "invalid-blocks: gossiping a block that spends a missing coin");
+        shared
+            .chain
+            .announce(NodeEvent::BlockAccepted(Arc::new(block)));
+        return Ok(Some(hash));
+    }
+    let twin = if faults.equivocate {
+        let twin = byzantine::equivocal_twin(&template);
+        search(shared, &twin, threads, throttle, &cancel)?
+    } else {
+        None
+    };
+    submit(shared, block)?;
+    if let Some(twin) = twin {
+        tracing::info!(%hash, twin = %twin.block_hash(), "equivocate: two blocks on one parent");
+        submit(shared, twin)?;
+    }
+    Ok(Some(hash))
+}
+
+/// Searches a nonce for `template`, capped by `throttle` (`None`: uncapped, counted as
+/// `generate` work); `None` when cancelled.
+fn search(
+    shared: &Shared,
+    template: &cairn_core::Block,
+    threads: usize,
+    throttle: Option<&Throttle>,
+    cancel: &CancelToken,
+) -> Result<Option<cairn_core::Block>, MiningError> {
     let target = Target::from_compact(template.header.bits)
         .map_err(|e| MiningError::Miner(format!("template bits: {e}")))?;
     let miner = Miner::new(MinerConfig {
@@ -342,14 +394,18 @@ fn mine_one(
     })
     .map_err(|e| MiningError::Miner(e.to_string()))?;
     let found = miner
-        .search(&template, &target, &cancel)
+        .search(template, &target, cancel)
         .map_err(|e| MiningError::Miner(e.to_string()))?;
     if throttle.is_none() {
         shared
             .generated_hashes
             .fetch_add(miner.hashes_done(), Ordering::Relaxed);
     }
-    let Some(block) = found else { return Ok(None) };
+    Ok(found)
+}
+
+/// Imports a block we mined.
+fn submit(shared: &Shared, block: cairn_core::Block) -> Result<(), MiningError> {
     let hash = block.block_hash();
     let report = shared
         .chain
@@ -363,7 +419,7 @@ fn mine_one(
             hash,
             reason: e.to_string(),
         }),
-        _ => Ok(Some(hash)),
+        _ => Ok(()),
     }
 }
 

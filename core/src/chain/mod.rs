@@ -18,3 +18,4 @@ pub use outcome::{
     TipStatus,
 };
 pub use state::ChainState;
+pub use state::admission::{Admission, HeadersReport};

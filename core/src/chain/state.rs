@@ -35,6 +35,8 @@ use batch::PendingWrite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub mod admission;
+
 /// Most headers returned for one locator (the sync protocol's page size).
 pub const MAX_HEADERS_RESULTS: usize = 2000;
 

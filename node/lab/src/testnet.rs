@@ -24,6 +24,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,6 +69,9 @@ pub enum TestnetCommand {
         /// Hash power and topology
         #[command(flatten)]
         conditions: Conditions,
+        /// Run node NAME as a Byzantine node (repeatable; modes as for `cairn node --byzantine`)
+        #[arg(long, value_name = "NAME=MODE[,MODE...]")]
+        byzantine: Vec<String>,
     },
     /// Show every node's height, tip, peers, mempool and mining state
     Status,
@@ -168,9 +172,20 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
             port_base,
             latency,
             conditions,
+            byzantine,
         } => {
             let links = crate::links::previous(&dir);
-            up(&dir, n, mine, block_time, genesis, port_base, &conditions)?;
+            let byzantine = byzantine_nodes(&byzantine, n)?;
+            up(
+                &dir,
+                n,
+                mine,
+                block_time,
+                genesis,
+                port_base,
+                &conditions,
+                &byzantine,
+            )?;
             crate::links::after_up(&dir, links, latency)
         }
         TestnetCommand::Status => status(&dir),
@@ -206,7 +221,33 @@ fn check_port_free(port: u16) -> anyhow::Result<()> {
         .with_context(|| format!("port {port} on 127.0.0.1 is in use"))
 }
 
+/// Parses `--byzantine NAME=MODE[,MODE...]` flags into node name → modes (the node checks
+/// the modes; here only that the name is one of the `n` nodes and given once).
+pub fn byzantine_nodes(flags: &[String], n: usize) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for flag in flags {
+        let Some((name, modes)) = flag.split_once('=') else {
+            bail!("--byzantine {flag}: expected NAME=MODE[,MODE...], e.g. node2=lie-work");
+        };
+        if !(0..n).any(|k| format!("node{k}") == name) {
+            bail!(
+                "--byzantine {flag}: no node named {name} (nodes: node0 … node{})",
+                n.saturating_sub(1)
+            );
+        }
+        if modes.trim().is_empty() {
+            bail!("--byzantine {flag}: no mode given");
+        }
+        if out.insert(name.to_owned(), modes.to_owned()).is_some() {
+            bail!("--byzantine: {name} is named twice (list its modes once, comma-separated)");
+        }
+    }
+    Ok(out)
+}
+
 /// Starts the testnet; returns its description.
+// The flags of `testnet up`, one argument each: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn up(
     dir: &Path,
     n: usize,
@@ -215,6 +256,7 @@ pub fn up(
     genesis: Option<PathBuf>,
     port_base: Option<u16>,
     conditions: &Conditions,
+    byzantine: &HashMap<String, String>,
 ) -> anyhow::Result<Devnet> {
     if n == 0 || n > 32 {
         bail!("-n must be between 1 and 32");
@@ -256,6 +298,7 @@ pub fn up(
                 block_time.filter(|_| k == 0).map(Some)
             }),
             hashrate: resolved.rates[k],
+            byzantine: byzantine.get(name).map(String::as_str),
             peers: peers
                 .iter()
                 .filter_map(|&j| nodes.get(j))
@@ -358,6 +401,8 @@ struct Launch<'a> {
     /// `None`: no mining; `Some(None)`: continuous; `Some(Some(S))`: every S seconds.
     mine: Option<Option<u64>>,
     hashrate: Option<u64>,
+    /// `--byzantine` modes.
+    byzantine: Option<&'a str>,
     /// `--peer` multiaddrs.
     peers: Vec<String>,
 }
@@ -396,6 +441,9 @@ fn start_node(name: &str, launch: &Launch<'_>) -> anyhow::Result<DevnetNode> {
     }
     for peer in &launch.peers {
         cmd.arg("--peer").arg(peer);
+    }
+    if let Some(modes) = launch.byzantine {
+        cmd.args(["--byzantine", modes]);
     }
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -576,4 +624,37 @@ fn down(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod byzantine_flag_tests {
+    use super::byzantine_nodes;
+
+    #[test]
+    fn byzantine_flags_name_a_node_and_its_modes() {
+        let flags = vec![
+            "node2=lie-work,tx-flood".to_owned(),
+            "node0=equivocate".to_owned(),
+        ];
+        let map = byzantine_nodes(&flags, 3).unwrap();
+        assert_eq!(map["node2"], "lie-work,tx-flood");
+        assert_eq!(map["node0"], "equivocate");
+        for (bad, why) in [
+            ("node3=lie-work", "no node named node3"),
+            ("lie-work", "expected NAME=MODE"),
+            ("node1=", "no mode given"),
+        ] {
+            let err = byzantine_nodes(&[bad.to_owned()], 3)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let twice = vec!["node1=lie-work".to_owned(), "node1=tx-flood".to_owned()];
+        assert!(
+            byzantine_nodes(&twice, 3)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+    }
 }

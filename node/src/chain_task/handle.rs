@@ -150,6 +150,17 @@ impl ChainHandle {
         &self.clock
     }
 
+    /// Publishes `event` without any change of state: a Byzantine mode
+    /// ([`crate::byzantine`]) gossips blocks and transactions it did not import.
+    pub fn announce(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Events published and not yet seen by the slowest subscriber.
+    pub fn backlog(&self) -> usize {
+        self.events.len()
+    }
+
     // Chain reads.
 
     /// The active tip.

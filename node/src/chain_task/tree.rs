@@ -42,6 +42,24 @@ impl NodeState {
         Ok(outcome)
     }
 
+    /// Accepts a batch of headers, kept only if their branch reaches `min_work` (see
+    /// [`cairn_core::ChainState::accept_headers`]), noting and announcing those stored.
+    pub fn accept_headers(
+        &mut self,
+        headers: &[BlockHeader],
+        now: u64,
+        min_work: cairn_core::Work,
+    ) -> Result<cairn_core::chain::HeadersReport, ChainError> {
+        let report = self.chain.accept_headers(headers, now, min_work)?;
+        for header in headers {
+            let hash = header.block_hash();
+            if report.stored.contains(&hash) {
+                self.note_known(hash, header.prev_blockhash);
+            }
+        }
+        Ok(report)
+    }
+
     /// Every block this node knows at height `from` or above (default: the tip's height
     /// minus [`DEFAULT_TREE_DEPTH`]), by height then hash.
     pub fn block_tree(&mut self, from: Option<u32>) -> Result<BlockTree, ChainError> {

@@ -2,11 +2,13 @@
 //!
 //! [`load`] reads it once at startup. After that the event loop hands every new version
 //! of the list to a [`BanStore`], whose task writes it off the loop: a slow disk never
-//! stalls the swarm, and versions that pile up are written once (the newest wins).
+//! stalls the swarm, writes are at least [`MIN_WRITE_INTERVAL`] apart, and versions that
+//! pile up meanwhile are written once (the newest wins).
 //! [`BanStore::close`] waits for the last write, so a ban set just before shutdown is kept.
 
 use super::peers::{Ban, BanList};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -30,6 +32,9 @@ pub fn write(path: &Path, bans: &[Ban]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path))
 }
+
+/// Shortest time between two writes of the file.
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A handle to the task that writes the ban list.
 #[derive(Debug)]
@@ -71,6 +76,10 @@ async fn write_each_version(path: PathBuf, mut versions: watch::Receiver<Vec<Ban
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("writing the ban list {}: {e}", path.display()),
             Err(e) => tracing::warn!("writing the ban list {}: {e}", path.display()),
+        }
+        // At most one write per interval: versions that arrive meanwhile are written once.
+        if versions.has_changed().is_ok() {
+            tokio::time::sleep(MIN_WRITE_INTERVAL).await;
         }
     }
 }

@@ -29,6 +29,9 @@ use std::time::Duration;
 pub const MAX_CONNECTIONS: u32 = 125;
 /// Most established inbound connections.
 pub const MAX_INBOUND: u32 = 117;
+/// Inbound connections accepted beyond [`MAX_INBOUND`] for a moment, so that a newcomer
+/// can make the event loop evict a less useful peer instead of being refused outright.
+pub const EVICTION_SLACK: u32 = 8;
 /// Most connections to one peer (two nodes dialling each other at once end up with two).
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// Most incoming connections still in the handshake.
@@ -93,7 +96,7 @@ pub enum BuildError {
 pub fn active_limits() -> connection_limits::ConnectionLimits {
     connection_limits::ConnectionLimits::default()
         .with_max_established(Some(MAX_CONNECTIONS))
-        .with_max_established_incoming(Some(MAX_INBOUND))
+        .with_max_established_incoming(Some(MAX_INBOUND + EVICTION_SLACK))
         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
         .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
 }

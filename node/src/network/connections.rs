@@ -20,6 +20,16 @@ pub const REQUEST_BURST: u32 = 200;
 pub const REQUEST_PER_SECOND: u32 = 100;
 /// Consecutive ping failures after which a silent peer is disconnected.
 pub const MAX_PING_FAILURES: u32 = 3;
+/// A peer that has not completed the status handshake this long after connecting is
+/// disconnected (until then it is served nothing but the handshake).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Gossip messages of one peer waiting for validation at once; beyond, its messages are
+/// ignored, so one flooder cannot fill the queue that honest peers share.
+pub const MAX_QUEUED_GOSSIP_PER_PEER: usize = 256;
+/// Inbound peers protected from eviction for having relayed us valid blocks recently.
+const PROTECT_BLOCK_RELAYERS: usize = 4;
+/// Inbound peers protected from eviction for their fast pings.
+const PROTECT_FASTEST: usize = 4;
 
 /// A connected peer.
 pub(super) struct ConnectedPeer {
@@ -35,6 +45,12 @@ pub(super) struct ConnectedPeer {
     request_bucket: TokenBucket,
     /// When we last sent it our status.
     last_status_request: Instant,
+    /// When the connection came up.
+    since: Instant,
+    /// Its gossip messages waiting for validation.
+    gossip_queued: usize,
+    /// When it last relayed a block we accepted.
+    last_block: Option<Instant>,
 }
 
 impl ConnectedPeer {
@@ -73,8 +89,112 @@ impl Connections {
                 gossip_bucket: TokenBucket::new(GOSSIP_BURST, GOSSIP_PER_SECOND, now),
                 request_bucket: TokenBucket::new(REQUEST_BURST, REQUEST_PER_SECOND, now),
                 last_status_request: now,
+                since: now,
+                gossip_queued: 0,
+                last_block: None,
             },
         );
+    }
+
+    /// Whether `peer` completed the status handshake.
+    pub(super) fn handshaken(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.status.is_some())
+    }
+
+    /// Peers connected for longer than [`HANDSHAKE_TIMEOUT`] without a status.
+    pub(super) fn handshake_overdue(&self, now: Instant) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| {
+                p.status.is_none() && now.saturating_duration_since(p.since) >= HANDSHAKE_TIMEOUT
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Counts a gossip message of `peer` into the validation queue; false when it already
+    /// has [`MAX_QUEUED_GOSSIP_PER_PEER`] there.
+    pub(super) fn gossip_enqueued(&mut self, peer: &PeerId) -> bool {
+        match self.peers.get_mut(peer) {
+            Some(p) if p.gossip_queued >= MAX_QUEUED_GOSSIP_PER_PEER => false,
+            Some(p) => {
+                p.gossip_queued += 1;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// A gossip message of `peer` left the validation queue; `relayed_block` when it was a
+    /// block we accepted.
+    pub(super) fn gossip_validated(&mut self, peer: &PeerId, relayed_block: bool, now: Instant) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.gossip_queued = p.gossip_queued.saturating_sub(1);
+            if relayed_block {
+                p.last_block = Some(now);
+            }
+        }
+    }
+
+    /// Inbound peers connected from `addr`'s IP address.
+    pub(super) fn inbound_from_ip(&self, addr: &Multiaddr) -> usize {
+        let ip = ip_of(addr);
+        self.peers
+            .values()
+            .filter(|p| p.inbound && ip.is_some() && ip_of(&p.addr) == ip)
+            .count()
+    }
+
+    /// Inbound peers.
+    pub(super) fn inbound_count(&self) -> usize {
+        self.peers.values().filter(|p| p.inbound).count()
+    }
+
+    /// The inbound peer to evict to make room for `newcomer` (after Bitcoin Core's
+    /// `SelectNodeToEvict`): never the newcomer; protected are the peers that relayed a
+    /// block most recently and those with the fastest pings; of the rest, one that never
+    /// finished the handshake, else the youngest from the IP address with the most
+    /// connections. `None` when there is no other inbound peer.
+    pub(super) fn eviction_candidate(&self, newcomer: &PeerId) -> Option<PeerId> {
+        let mut candidates: Vec<(&PeerId, &ConnectedPeer)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.inbound && *id != newcomer)
+            .collect();
+        if let Some((id, _)) = candidates
+            .iter()
+            .filter(|(_, p)| p.status.is_none())
+            .max_by_key(|(_, p)| p.since)
+        {
+            return Some(**id);
+        }
+        candidates.sort_by_key(|(_, p)| std::cmp::Reverse(p.last_block));
+        // Each protection spares at most a quarter of the candidates, so that a small
+        // node still has someone to evict.
+        let share = candidates.len() / 4;
+        let relayers = candidates
+            .iter()
+            .take_while(|(_, p)| p.last_block.is_some())
+            .count()
+            .min(PROTECT_BLOCK_RELAYERS)
+            .min(share);
+        candidates.drain(..relayers);
+        candidates.sort_by_key(|(_, p)| p.ping.unwrap_or(Duration::MAX));
+        let fastest = candidates
+            .iter()
+            .take_while(|(_, p)| p.ping.is_some())
+            .count()
+            .min(PROTECT_FASTEST)
+            .min(share);
+        candidates.drain(..fastest);
+        let mut per_ip: HashMap<Option<std::net::IpAddr>, usize> = HashMap::new();
+        for (_, p) in &candidates {
+            *per_ip.entry(ip_of(&p.addr)).or_default() += 1;
+        }
+        candidates
+            .iter()
+            .max_by_key(|(_, p)| (per_ip[&ip_of(&p.addr)], p.since))
+            .map(|(id, _)| **id)
     }
 
     /// The last connection to `peer` closed; whether it was known.
@@ -186,6 +306,15 @@ impl Connections {
     }
 }
 
+/// The IP address of a multiaddr, if it has one.
+pub(super) fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|c| match c {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(ip.into()),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +355,80 @@ mod tests {
         assert!(table.closed(&old));
         assert!(!table.closed(&old));
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn eviction_spares_useful_peers_and_takes_from_the_crowded_ip() {
+        let mut table = Connections::default();
+        let now = Instant::now();
+        let local: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let other: Multiaddr = "/ip4/127.0.0.2/tcp/1".parse().unwrap();
+        let relayer = PeerId::random();
+        table.opened(relayer, local.clone(), true, 1, now);
+        table.gossip_validated(&relayer, true, now);
+        let lone = PeerId::random();
+        table.opened(lone, other, true, 2, now);
+        let crowd: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        for (i, p) in crowd.iter().enumerate() {
+            table.opened(
+                *p,
+                local.clone(),
+                true,
+                3,
+                now + Duration::from_secs(i as u64),
+            );
+        }
+        let newcomer = PeerId::random();
+        table.opened(
+            newcomer,
+            local.clone(),
+            true,
+            9,
+            now + Duration::from_secs(9),
+        );
+        // Everyone without a status yet: the youngest of those (not the newcomer) goes.
+        assert_eq!(table.eviction_candidate(&newcomer), Some(crowd[2]));
+        for p in [relayer, lone, crowd[0], crowd[1], crowd[2], newcomer] {
+            table.get_mut(&p).unwrap().status = Some(test_status());
+        }
+        // Handshaken: the relayer is protected; the youngest of the crowded IP goes.
+        assert_eq!(table.eviction_candidate(&newcomer), Some(crowd[2]));
+        assert_eq!(table.inbound_from_ip(&local), 5);
+        assert_eq!(table.inbound_count(), 6);
+        assert!(
+            table
+                .handshake_overdue(now + HANDSHAKE_TIMEOUT * 2)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn one_peer_cannot_fill_the_gossip_queue() {
+        let mut table = Connections::default();
+        let peer = PeerId::random();
+        let now = Instant::now();
+        table.opened(peer, Multiaddr::empty(), true, 1, now);
+        for _ in 0..MAX_QUEUED_GOSSIP_PER_PEER {
+            assert!(table.gossip_enqueued(&peer));
+        }
+        assert!(!table.gossip_enqueued(&peer));
+        table.gossip_validated(&peer, false, now);
+        assert!(table.gossip_enqueued(&peer));
+        assert_eq!(table.handshake_overdue(now + HANDSHAKE_TIMEOUT), vec![peer]);
+        assert!(!table.handshaken(&peer));
+    }
+
+    fn test_status() -> Status {
+        let params = cairn_core::ChainParams::regtest();
+        Status {
+            protocol_version: super::super::protocol::PROTOCOL_VERSION,
+            network_id: params.network_id.clone(),
+            genesis_hash: params.genesis_hash,
+            params_hash: params.params_hash,
+            best_hash: params.genesis_hash,
+            best_height: 0,
+            chainwork: cairn_core::Work::ZERO,
+            user_agent: "test".into(),
+        }
     }
 }

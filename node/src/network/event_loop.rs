@@ -29,7 +29,8 @@ use super::scoring::Scoring;
 use super::shaping::LinkTable;
 use super::sync::{self, Trigger};
 use super::sync_server::SyncServer;
-use super::{Command, NetworkError, NetworkHandle, Started, gossip};
+use super::{Command, NetworkError, NetworkHandle, PeerLimits, Started, gossip};
+use crate::byzantine::{self, Faults};
 use crate::chain_task::{ChainHandle, NodeEvent};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
@@ -46,6 +47,16 @@ use tokio::task::JoinHandle;
 const TICK: Duration = Duration::from_millis(250);
 /// Gossip messages waiting for validation; beyond this, new ones are ignored.
 const GOSSIP_QUEUE: usize = 4096;
+
+/// How the loop runs, beyond its swarm and peers.
+pub(super) struct Settings {
+    /// How long to wait for the listeners.
+    pub(super) listen_timeout: Duration,
+    /// Byzantine faults (none for an honest node).
+    pub(super) faults: Faults,
+    /// Inbound peer limits.
+    pub(super) limits: PeerLimits,
+}
 
 /// Results of helper tasks.
 pub(super) enum Internal {
@@ -69,8 +80,13 @@ pub(super) async fn spawn(
     static_peers: Vec<Multiaddr>,
     mdns: bool,
     scoring: Scoring,
-    listen_timeout: Duration,
+    settings: Settings,
 ) -> Result<Started, NetworkError> {
+    let Settings {
+        listen_timeout,
+        faults,
+        limits,
+    } = settings;
     let params = chain.params().clone();
     let local_peer_id = key.public().to_peer_id();
     let mut swarm = behaviour::build_shaped_swarm(key, &params, mdns, links.clone())?;
@@ -91,18 +107,26 @@ pub(super) async fn spawn(
     let (triggers_tx, triggers_rx) = mpsc::channel(1024);
     let (internal_tx, internal) = mpsc::channel(1024);
     let validator = gossip::Validator::new(chain.clone(), jobs_rx, verdicts_tx);
-    let helpers = vec![
+    let mut helpers = vec![
         tokio::spawn(validator.run()),
         tokio::spawn(sync::run(chain.clone(), handle.clone(), triggers_rx)),
     ];
+    if faults.tx_flood {
+        helpers.push(tokio::spawn(byzantine::flood_transactions(chain.clone())));
+    }
 
     let now = Instant::now();
     let event_loop = EventLoop {
         node_events: chain.subscribe(),
-        relay: Relay::new(Topics::new(&params.network_id), jobs_tx, links.clone()),
+        relay: Relay::new(
+            Topics::new(&params.network_id),
+            jobs_tx,
+            links.clone(),
+            faults.equivocate,
+        ),
         discovery: Discovery::new(local_peer_id, &params.network_id, &static_peers, now),
         handshake: Handshake::new(params, now),
-        sync_server: SyncServer::new(chain.clone(), internal_tx.clone()),
+        sync_server: SyncServer::new(chain.clone(), internal_tx.clone(), faults),
         chain,
         swarm,
         local_peer_id,
@@ -118,6 +142,8 @@ pub(super) async fn spawn(
         active: true,
         listen_addrs: listen_addrs.clone(),
         helpers,
+        faults,
+        limits,
     };
     let task = tokio::spawn(event_loop.run());
     let with_id = listen_addrs
@@ -154,6 +180,8 @@ pub(super) struct EventLoop {
     pub(super) active: bool,
     pub(super) listen_addrs: Vec<Multiaddr>,
     helpers: Vec<JoinHandle<()>>,
+    faults: Faults,
+    limits: PeerLimits,
 }
 
 impl EventLoop {
@@ -216,6 +244,9 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     let addr = peers::split_p2p(endpoint.get_remote_address()).0;
                     let inbound = endpoint.is_listener();
+                    if inbound && !self.admit_inbound(peer_id, &addr) {
+                        return;
+                    }
                     tracing::info!(peer = %peer_id, %addr, inbound, "peer connected");
                     self.connections.opened(
                         peer_id,
@@ -224,6 +255,7 @@ impl EventLoop {
                         self.chain.clock().now_secs(),
                         now,
                     );
+                    self.evict_if_full(peer_id);
                     self.send_status(vec![peer_id]);
                 }
             }
@@ -239,6 +271,8 @@ impl EventLoop {
                         None => tracing::info!(peer = %peer_id, "peer disconnected"),
                     }
                 }
+                self.sync_server.peer_gone(&peer_id);
+                self.relay.peer_gone(&mut self.swarm, &peer_id);
                 let _ = self
                     .sync_triggers
                     .try_send(Trigger::PeerGone { peer: peer_id });
@@ -397,6 +431,12 @@ impl EventLoop {
                 self.swarm.behaviour_mut().kad.remove_peer(&peer);
             }
             StatusOutcome::Sync(trigger) => {
+                self.relay.handshake_done(
+                    &mut self.swarm,
+                    &mut self.connections,
+                    &mut self.scoring,
+                    &peer,
+                );
                 let _ = self.sync_triggers.try_send(trigger);
             }
             StatusOutcome::Gone => {}
@@ -418,6 +458,7 @@ impl EventLoop {
                 channel,
                 response,
             } => {
+                self.sync_server.answered(peer, &response);
                 if self
                     .swarm
                     .behaviour_mut()
@@ -432,7 +473,40 @@ impl EventLoop {
     }
 
     fn send_status(&mut self, peers: Vec<PeerId>) {
-        handshake::send_status(&self.chain, &self.internal_tx, &mut self.connections, peers);
+        handshake::send_status(
+            &self.chain,
+            &self.internal_tx,
+            &mut self.connections,
+            peers,
+            self.faults.lie_work,
+        );
+    }
+
+    // ----- inbound limits (Sybil resistance) ---------------------------------------------
+
+    /// Whether an inbound peer from `addr` may stay: not beyond the per-IP limit.
+    fn admit_inbound(&mut self, peer: PeerId, addr: &Multiaddr) -> bool {
+        let from_ip = self.connections.inbound_from_ip(addr);
+        if from_ip < self.limits.max_inbound_per_ip as usize {
+            return true;
+        }
+        tracing::info!(%peer, %addr, from_ip, "refusing an inbound peer: too many from its IP address");
+        let _ = self.swarm.disconnect_peer_id(peer);
+        false
+    }
+
+    /// Beyond the inbound limit, evicts the least useful inbound peer (or the newcomer,
+    /// when every other one is protected).
+    fn evict_if_full(&mut self, newcomer: PeerId) {
+        if self.connections.inbound_count() <= self.limits.max_inbound as usize {
+            return;
+        }
+        let victim = self
+            .connections
+            .eviction_candidate(&newcomer)
+            .unwrap_or(newcomer);
+        tracing::info!(peer = %victim, "inbound slots full: evicting a peer");
+        let _ = self.swarm.disconnect_peer_id(victim);
     }
 
     fn punish(&mut self, peer: PeerId, offense: Offense) {
@@ -443,6 +517,7 @@ impl EventLoop {
 
     fn housekeeping(&mut self) {
         self.scoring.expire(&mut self.swarm);
+        self.scoring.flush();
         self.redial_static_peers();
         let now = Instant::now();
         let due = self.handshake.due(&mut self.connections, now);
@@ -458,6 +533,12 @@ impl EventLoop {
             .lingering(now, |peer| swarm.is_connected(peer));
         for peer in lingering {
             let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        for peer in self.connections.handshake_overdue(now) {
+            if self.swarm.is_connected(&peer) && !self.handshake.is_incompatible(&peer) {
+                tracing::info!(%peer, "disconnecting a peer that never completed the handshake");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 

@@ -3,22 +3,32 @@
 //! Gossipsub runs with `validate_messages()`: a message is held until the node reports a
 //! verdict. [`Validator`] decodes each message, hands it to the chain owner and turns the
 //! outcome into a verdict:
-//! - **Accept**: valid (or already known and valid): forward it.
-//! - **Ignore**: not a verdict on the sender (orphan, duplicate, time too new, already
-//!   known, conflicts, fee policy): drop it quietly.
+//! - **Accept**: fully validated — a block that connected (now or before), a transaction
+//!   the mempool took: forward it. A block stored on a side branch without being connected
+//!   is *not* forwarded: we could not vouch for it, and a receiver that later fails to
+//!   connect it would rightly blame whoever forwarded it.
+//! - **Ignore**: not a verdict on the sender (a block whose parent we lack — its headers
+//!   are asked for instead, nothing is stored —, one on a branch with less work than our
+//!   tip, a duplicate, time too new, conflicts, fee policy): drop it quietly.
 //! - **Reject**: could not have come from an honest node (bad proof of work, bad merkle
 //!   root, bad signature, broken context-free rule, undecodable bytes): drop it, penalise
 //!   the gossipsub score and report the offense so the peer is banned.
 //!
 //! Messages are validated one at a time, in arrival order, on one task: a parent gossiped
 //! just before its child is imported first, and the event loop never waits on the chain.
+//! What a peer already proved itself faulty with costs nothing more: its later messages
+//! still queued are dropped unvalidated. Whether a block is worth importing is decided
+//! on its header first ([`cairn_core::chain::Admission`]): blocks that do not connect or
+//! cannot win cost neither a merkle hash nor a store write.
 
 use super::peers::Offense;
 use crate::chain_task::{ChainHandle, Origin};
 use crate::mempool::MempoolError;
+use cairn_core::chain::{Admission, Validity};
 use cairn_core::{Block, BlockError, ImportOutcome, Transaction, encoding};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use std::collections::HashSet;
 use tokio::sync::mpsc;
 
 /// Which topic a message came on.
@@ -54,27 +64,31 @@ pub struct Verdict {
     pub acceptance: MessageAcceptance,
     /// What the peer did wrong, if anything.
     pub offense: Option<Offense>,
-    /// The block's parent is unknown: sync from the source (gossip alone cannot heal a
-    /// partition).
-    pub orphan: bool,
+    /// The block's parent is unknown: ask the source for headers (gossip alone cannot heal
+    /// a partition).
+    pub unconnecting: bool,
     /// Height of an accepted block (the source's chain goes at least this far).
     pub block_height: Option<u32>,
     /// What it was, for logs.
     pub summary: String,
 }
 
-/// The verdict on a block given the chain's import outcome; `stored_valid` says whether the
-/// chain holds the block's body and does not consider it invalid.
+/// The verdict on a block given the chain's import outcome; `connected` says whether the
+/// block has been connected (fully validated: inputs, signatures, amounts).
 pub fn classify_block(
     outcome: &ImportOutcome,
-    stored_valid: bool,
+    connected: bool,
 ) -> (MessageAcceptance, Option<Offense>) {
     match outcome {
-        ImportOutcome::Active | ImportOutcome::SideChain => (MessageAcceptance::Accept, None),
-        // Already stored and valid (typically fetched by sync first): still worth forwarding.
-        ImportOutcome::AlreadyHave if stored_valid => (MessageAcceptance::Accept, None),
-        // Already in the orphan pool: a duplicate.
-        ImportOutcome::AlreadyHave | ImportOutcome::Orphan => (MessageAcceptance::Ignore, None),
+        ImportOutcome::Active => (MessageAcceptance::Accept, None),
+        // Stored earlier (typically fetched by sync first) or on a side branch: forwarded
+        // only if it was connected, i.e. validated in full.
+        ImportOutcome::SideChain | ImportOutcome::AlreadyHave if connected => {
+            (MessageAcceptance::Accept, None)
+        }
+        ImportOutcome::SideChain | ImportOutcome::AlreadyHave | ImportOutcome::Orphan => {
+            (MessageAcceptance::Ignore, None)
+        }
         ImportOutcome::Invalid(e) => classify_block_error(e),
     }
 }
@@ -108,11 +122,16 @@ pub fn classify_tx(result: &Result<(), MempoolError>) -> (MessageAcceptance, Opt
     }
 }
 
+/// Peers remembered as proven faulty (their queued messages are dropped unvalidated);
+/// beyond this many, the memory starts afresh (they are banned anyway).
+const MAX_CONDEMNED: usize = 10_000;
+
 /// Validates gossip messages one by one; see the module docs.
 pub struct Validator {
     chain: ChainHandle,
     jobs: mpsc::Receiver<Job>,
     verdicts: mpsc::Sender<Verdict>,
+    condemned: HashSet<PeerId>,
 }
 
 impl Validator {
@@ -126,14 +145,35 @@ impl Validator {
             chain,
             jobs,
             verdicts,
+            condemned: HashSet::new(),
         }
     }
 
     /// Runs until the job channel closes or the node stops.
     pub async fn run(mut self) {
         while let Some(job) = self.jobs.recv().await {
-            let Some(verdict) = self.validate(job).await else {
-                return;
+            let verdict = if self.condemned.contains(&job.source) {
+                Verdict {
+                    message_id: job.message_id,
+                    source: job.source,
+                    acceptance: MessageAcceptance::Ignore,
+                    offense: None,
+                    unconnecting: false,
+                    block_height: None,
+                    summary: "from a peer already proven faulty".into(),
+                }
+            } else {
+                let Some(verdict) = self.validate(job).await else {
+                    return;
+                };
+                // A consensus offense bans at once: what else the peer queued is moot.
+                if matches!(verdict.offense, Some(Offense::Consensus(_))) {
+                    if self.condemned.len() >= MAX_CONDEMNED {
+                        self.condemned.clear();
+                    }
+                    self.condemned.insert(verdict.source);
+                }
+                verdict
             };
             if self.verdicts.send(verdict).await.is_err() {
                 return;
@@ -154,7 +194,7 @@ impl Validator {
             source,
             acceptance: MessageAcceptance::Ignore,
             offense: None,
-            orphan: false,
+            unconnecting: false,
             block_height: None,
             summary: String::new(),
         };
@@ -174,30 +214,37 @@ impl Validator {
                 verdict.summary = format!("block {hash}");
                 let outcome = self
                     .chain
-                    .call(move |s| {
-                        let report = s.submit_block(block, s.now_secs(), Origin::Peer);
-                        let entry = s.chain.entry(&hash);
-                        let height = entry.map(|e| e.height);
-                        let stored_valid =
-                            entry.is_some_and(|e| e.has_data && !e.validity.is_invalid());
-                        (report, height, stored_valid)
-                    })
+                    .call(move |s| import_unrequested(s, block))
                     .await
                     .ok()?;
                 match outcome {
-                    (Ok(report), height, stored_valid) => {
-                        let (acceptance, offense) = classify_block(&report.outcome, stored_valid);
+                    Ok(Imported::Unconnecting) => {
+                        verdict.unconnecting = true;
+                        verdict.summary = format!("block {hash}: parent unknown");
+                    }
+                    Ok(Imported::LessWork) => {
+                        verdict.summary = format!("block {hash}: less work than our tip");
+                    }
+                    Ok(Imported::HeaderInvalid(e)) => {
+                        (verdict.acceptance, verdict.offense) = classify_block_error(&e);
+                        verdict.summary = format!("block {hash}: {e}");
+                    }
+                    Ok(Imported::Block {
+                        outcome,
+                        height,
+                        connected,
+                    }) => {
+                        let (acceptance, offense) = classify_block(&outcome, connected);
                         verdict.acceptance = acceptance;
                         verdict.offense = offense;
-                        verdict.orphan = report.outcome == ImportOutcome::Orphan;
                         if acceptance == MessageAcceptance::Accept {
                             verdict.block_height = height;
                         }
-                        if let ImportOutcome::Invalid(e) = &report.outcome {
+                        if let ImportOutcome::Invalid(e) = &outcome {
                             verdict.summary = format!("block {hash}: {e}");
                         }
                     }
-                    (Err(e), _, _) => {
+                    Err(e) => {
                         tracing::error!("importing gossiped block {hash}: {e}");
                     }
                 }
@@ -232,6 +279,45 @@ impl Validator {
     }
 }
 
+/// What became of a gossiped block.
+enum Imported {
+    /// Its parent is unknown: nothing stored.
+    Unconnecting,
+    /// Its branch has less work than our tip: nothing stored.
+    LessWork,
+    /// Its header broke a rule: nothing stored.
+    HeaderInvalid(BlockError),
+    /// Handed to the chain.
+    Block {
+        outcome: ImportOutcome,
+        height: Option<u32>,
+        connected: bool,
+    },
+}
+
+/// Imports a block nobody asked for, if its header says it is worth it.
+fn import_unrequested(
+    state: &mut crate::chain_task::NodeState,
+    block: Block,
+) -> Result<Imported, cairn_core::chain::ChainError> {
+    let now = state.now_secs();
+    let hash = block.block_hash();
+    match state.chain.admit_unrequested(&block.header, now) {
+        Admission::UnknownParent(_) => Ok(Imported::Unconnecting),
+        Admission::LessWork { .. } => Ok(Imported::LessWork),
+        Admission::Invalid(e) => Ok(Imported::HeaderInvalid(e)),
+        Admission::Admit | Admission::Known => {
+            let report = state.submit_block(block, now, Origin::Peer)?;
+            let entry = state.chain.entry(&hash);
+            Ok(Imported::Block {
+                outcome: report.outcome,
+                height: entry.map(|e| e.height),
+                connected: entry.is_some_and(|e| e.has_data && e.validity == Validity::Valid),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +332,11 @@ mod tests {
         assert_eq!(
             classify_block(&ImportOutcome::SideChain, true).0,
             MessageAcceptance::Accept
+        );
+        assert_eq!(
+            classify_block(&ImportOutcome::SideChain, false),
+            (MessageAcceptance::Ignore, None),
+            "a side-branch block that was never connected is not forwarded"
         );
         assert_eq!(
             classify_block(&ImportOutcome::Orphan, false),

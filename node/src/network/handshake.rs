@@ -140,21 +140,23 @@ pub(super) fn send_status(
     internal: &mpsc::Sender<Internal>,
     connections: &mut Connections,
     peers: Vec<PeerId>,
+    lie_work: bool,
 ) {
     connections.status_sent(&peers, Instant::now());
     let chain = chain.clone();
     let internal = internal.clone();
     tokio::spawn(async move {
-        if let Some(status) = local_status(&chain).await {
+        if let Some(status) = local_status(&chain, lie_work).await {
             let _ = internal.send(Internal::SendStatus { peers, status }).await;
         }
     });
 }
 
-/// Our status, computed on the chain owner; `None` once the node is stopping.
-pub(super) async fn local_status(chain: &ChainHandle) -> Option<Status> {
+/// Our status, computed on the chain owner; `None` once the node is stopping. With
+/// `lie_work` (the `lie-work` Byzantine mode) it claims far more chainwork than we have.
+pub(super) async fn local_status(chain: &ChainHandle, lie_work: bool) -> Option<Status> {
     chain
-        .call(|s| {
+        .call(move |s| {
             let params = s.params();
             // A selfish miner's withheld blocks stay out of its status.
             let tip = s.public_tip();
@@ -165,7 +167,11 @@ pub(super) async fn local_status(chain: &ChainHandle) -> Option<Status> {
                 params_hash: params.params_hash,
                 best_hash: tip.hash,
                 best_height: tip.height,
-                chainwork: tip.chainwork,
+                chainwork: if lie_work {
+                    crate::byzantine::inflated_work(tip.chainwork)
+                } else {
+                    tip.chainwork
+                },
                 user_agent: protocol::USER_AGENT.into(),
             }
         })

@@ -59,6 +59,41 @@ pub struct NetworkConfig {
     pub mdns: bool,
     /// The data directory: holds `p2p_key` and `banlist.json`.
     pub datadir: PathBuf,
+    /// Byzantine faults to run with (none for an honest node).
+    pub faults: crate::byzantine::Faults,
+    /// Inbound peer limits.
+    pub limits: PeerLimits,
+}
+
+/// Most inbound peers from one IP address by default: high enough for a 20-node testnet
+/// whose nodes all live on 127.0.0.1, low enough that one host cannot take every slot.
+pub const MAX_INBOUND_PER_IP: u32 = 32;
+
+/// Limits on inbound peers (Sybil resistance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Most inbound peers; a newcomer beyond it makes the least useful one be evicted.
+    pub max_inbound: u32,
+    /// Most inbound peers from one IP address; a newcomer beyond it is disconnected.
+    pub max_inbound_per_ip: u32,
+}
+
+impl PeerLimits {
+    /// The limits given, defaults for the rest.
+    pub fn new(max_inbound: Option<u32>, max_inbound_per_ip: Option<u32>) -> PeerLimits {
+        PeerLimits {
+            max_inbound: max_inbound
+                .unwrap_or(behaviour::MAX_INBOUND)
+                .min(behaviour::MAX_INBOUND),
+            max_inbound_per_ip: max_inbound_per_ip.unwrap_or(MAX_INBOUND_PER_IP),
+        }
+    }
+}
+
+impl Default for PeerLimits {
+    fn default() -> PeerLimits {
+        PeerLimits::new(None, None)
+    }
 }
 
 /// The default listen address: loopback only.
@@ -299,6 +334,22 @@ impl NetworkHandle {
         peer: PeerId,
         request: SyncRequest,
     ) -> Result<SyncResponse, RequestError> {
+        self.request_within(
+            peer,
+            request,
+            behaviour::SYNC_REQUEST_TIMEOUT + Duration::from_secs(5),
+        )
+        .await
+    }
+
+    /// [`request`](Self::request), giving up after `deadline` (a peer that stalls a
+    /// small request must not hold sync for the protocol's whole timeout).
+    pub async fn request_within(
+        &self,
+        peer: PeerId,
+        request: SyncRequest,
+        deadline: Duration,
+    ) -> Result<SyncResponse, RequestError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Request {
@@ -308,7 +359,6 @@ impl NetworkHandle {
             })
             .await
             .map_err(|_| RequestError::Stopped)?;
-        let deadline = behaviour::SYNC_REQUEST_TIMEOUT + Duration::from_secs(5);
         match tokio::time::timeout(deadline, answer).await {
             Err(_) => Err(RequestError::Timeout),
             Ok(Err(_)) => Err(RequestError::Stopped),
@@ -401,7 +451,11 @@ pub async fn start(config: NetworkConfig, chain: ChainHandle) -> Result<Started,
         static_peers,
         config.mdns,
         scoring,
-        LISTEN_TIMEOUT,
+        event_loop::Settings {
+            listen_timeout: LISTEN_TIMEOUT,
+            faults: config.faults,
+            limits: config.limits,
+        },
     )
     .await
 }

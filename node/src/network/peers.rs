@@ -27,6 +27,13 @@ pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// Scores remembered for peers that disconnected (so reconnecting does not wipe them).
 const MAX_REMEMBERED_SCORES: usize = 4096;
 
+/// Misbehaviour points forgiven per minute: small offenses (a stall, a burst over a rate
+/// limit) fade, so only a peer that keeps misbehaving reaches the ban threshold.
+pub const SCORE_DECAY_PER_MINUTE: u32 = 10;
+
+/// Most bans kept; beyond, the one that would end soonest is dropped for the new one.
+pub const MAX_BANS: usize = 10_000;
+
 /// What a peer did wrong, and how many points it costs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Offense {
@@ -40,6 +47,8 @@ pub enum Offense {
     BadResponse(String),
     /// Exceeded a rate limit.
     Flood(String),
+    /// Left a sync request unanswered until it timed out.
+    Stalled(String),
 }
 
 impl Offense {
@@ -50,6 +59,7 @@ impl Offense {
             Offense::Malformed(_) => 50,
             Offense::BadResponse(_) => 20,
             Offense::Flood(_) => 5,
+            Offense::Stalled(_) => 20,
         }
     }
 
@@ -60,6 +70,7 @@ impl Offense {
             Offense::Malformed(r) => format!("malformed message: {r}"),
             Offense::BadResponse(r) => format!("bad response: {r}"),
             Offense::Flood(r) => format!("rate limit exceeded: {r}"),
+            Offense::Stalled(r) => format!("stalled sync: {r}"),
         }
     }
 }
@@ -111,8 +122,19 @@ impl BanList {
         }
     }
 
-    /// Bans `peer` until `now + duration` (replacing any earlier ban of it).
+    /// Bans `peer` until `now + duration` (replacing any earlier ban of it). A full list
+    /// ([`MAX_BANS`]) first drops the ban that ends soonest.
     pub fn ban(&mut self, peer: PeerId, duration: Duration, reason: String, now: u64) -> &Ban {
+        if self.bans.len() >= MAX_BANS
+            && !self.bans.contains_key(&peer)
+            && let Some(soonest) = self
+                .bans
+                .values()
+                .min_by_key(|b| (b.banned_until, b.peer_id))
+                .map(|b| b.peer_id)
+        {
+            self.bans.remove(&soonest);
+        }
         let ban = Ban {
             peer_id: peer,
             banned_until: now.saturating_add(duration.as_secs()),
@@ -126,6 +148,16 @@ impl BanList {
     /// Lifts the ban of `peer`; whether it was banned.
     pub fn unban(&mut self, peer: &PeerId) -> bool {
         self.bans.remove(peer).is_some()
+    }
+
+    /// Number of bans held.
+    pub fn len(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// Whether no ban is held.
+    pub fn is_empty(&self) -> bool {
+        self.bans.is_empty()
     }
 
     /// Whether `peer` is banned at `now`.
@@ -159,16 +191,23 @@ impl BanList {
     }
 }
 
-/// Misbehaviour scores, remembered across reconnects (bounded, oldest forgotten first).
+/// Misbehaviour scores, remembered across reconnects (bounded, oldest forgotten first),
+/// fading by [`SCORE_DECAY_PER_MINUTE`].
 #[derive(Debug, Default)]
 pub struct Scores {
-    scores: HashMap<PeerId, u32>,
+    scores: HashMap<PeerId, (u32, Instant)>,
     order: VecDeque<PeerId>,
 }
 
+/// `score` as it stands `elapsed` after it was last raised.
+fn decayed(score: u32, elapsed: Duration) -> u32 {
+    let forgiven = elapsed.as_secs() * u64::from(SCORE_DECAY_PER_MINUTE) / 60;
+    score.saturating_sub(u32::try_from(forgiven).unwrap_or(u32::MAX))
+}
+
 impl Scores {
-    /// Adds the offense's points; returns the new score.
-    pub fn add(&mut self, peer: PeerId, offense: &Offense) -> u32 {
+    /// Adds the offense's points at `now`; returns the new score.
+    pub fn add(&mut self, peer: PeerId, offense: &Offense, now: Instant) -> u32 {
         if !self.scores.contains_key(&peer) {
             if self.order.len() >= MAX_REMEMBERED_SCORES
                 && let Some(old) = self.order.pop_front()
@@ -177,14 +216,18 @@ impl Scores {
             }
             self.order.push_back(peer);
         }
-        let score = self.scores.entry(peer).or_insert(0);
-        *score = score.saturating_add(offense.points());
+        let (score, since) = self.scores.entry(peer).or_insert((0, now));
+        let current = decayed(*score, now.saturating_duration_since(*since));
+        *score = current.saturating_add(offense.points());
+        *since = now;
         *score
     }
 
-    /// The current score (0 for an unknown peer).
-    pub fn get(&self, peer: &PeerId) -> u32 {
-        self.scores.get(peer).copied().unwrap_or(0)
+    /// The score at `now` (0 for an unknown peer).
+    pub fn get(&self, peer: &PeerId, now: Instant) -> u32 {
+        self.scores.get(peer).map_or(0, |(score, since)| {
+            decayed(*score, now.saturating_duration_since(*since))
+        })
     }
 
     /// Forgets a peer's score (after a manual unban, so it starts clean).
@@ -325,36 +368,81 @@ mod tests {
     #[test]
     fn consensus_offense_reaches_the_ban_threshold_at_once() {
         let mut scores = Scores::default();
+        let now = Instant::now();
         let p = peer();
         assert_eq!(
-            scores.add(p, &Offense::Consensus("high-hash".into())),
+            scores.add(p, &Offense::Consensus("high-hash".into()), now),
             BAN_THRESHOLD
         );
         let q = peer();
-        assert!(scores.add(q, &Offense::Malformed("garbage".into())) < BAN_THRESHOLD);
-        assert!(scores.add(q, &Offense::Malformed("oversized".into())) >= BAN_THRESHOLD);
+        assert!(scores.add(q, &Offense::Malformed("garbage".into()), now) < BAN_THRESHOLD);
+        assert!(scores.add(q, &Offense::Malformed("oversized".into()), now) >= BAN_THRESHOLD);
         let r = peer();
         for _ in 0..19 {
-            assert!(scores.add(r, &Offense::Flood("requests".into())) < BAN_THRESHOLD);
+            assert!(scores.add(r, &Offense::Flood("requests".into()), now) < BAN_THRESHOLD);
         }
         assert_eq!(
-            scores.add(r, &Offense::Flood("requests".into())),
+            scores.add(r, &Offense::Flood("requests".into()), now),
             BAN_THRESHOLD
         );
         scores.reset(&r);
-        assert_eq!(scores.get(&r), 0);
+        assert_eq!(scores.get(&r, now), 0);
     }
 
     #[test]
     fn scores_are_bounded() {
         let mut scores = Scores::default();
+        let now = Instant::now();
         let first = peer();
-        scores.add(first, &Offense::Flood("x".into()));
+        scores.add(first, &Offense::Flood("x".into()), now);
         for _ in 0..MAX_REMEMBERED_SCORES {
-            scores.add(peer(), &Offense::Flood("x".into()));
+            scores.add(peer(), &Offense::Flood("x".into()), now);
         }
-        assert_eq!(scores.get(&first), 0);
+        assert_eq!(scores.get(&first, now), 0);
         assert_eq!(scores.scores.len(), MAX_REMEMBERED_SCORES);
+    }
+
+    #[test]
+    fn small_offenses_fade_and_only_a_persistent_offender_is_banned() {
+        let mut scores = Scores::default();
+        let start = Instant::now();
+        let p = peer();
+        let stalled = Offense::Stalled("getheaders".into());
+        assert_eq!(scores.add(p, &stalled, start), 20);
+        assert_eq!(scores.get(&p, start + Duration::from_secs(60)), 10);
+        assert_eq!(scores.get(&p, start + Duration::from_secs(120)), 0);
+        // One stall every two minutes never adds up to a ban …
+        let mut at = start;
+        for _ in 0..20 {
+            at += Duration::from_secs(120);
+            assert!(scores.add(p, &stalled, at) < BAN_THRESHOLD);
+        }
+        // … five in a row do.
+        for _ in 0..4 {
+            scores.add(p, &stalled, at);
+        }
+        assert!(scores.add(p, &stalled, at) >= BAN_THRESHOLD);
+    }
+
+    #[test]
+    fn the_ban_list_is_bounded_and_drops_the_soonest_to_end() {
+        let mut list = BanList::default();
+        let first = peer();
+        list.ban(first, Duration::from_secs(5), "soonest".into(), 1000);
+        for i in 1..MAX_BANS {
+            list.ban(
+                peer(),
+                Duration::from_secs(100 + i as u64),
+                "x".into(),
+                1000,
+            );
+        }
+        assert_eq!(list.len(), MAX_BANS);
+        let newest = peer();
+        list.ban(newest, DEFAULT_BAN_DURATION, "newest".into(), 1000);
+        assert_eq!(list.len(), MAX_BANS);
+        assert!(!list.is_banned(&first, 1001));
+        assert!(list.is_banned(&newest, 1001));
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! Misbehaviour scores and the bans they lead to: the one place that blocks and unblocks
-//! peers in the swarm. The rules are the pure [`Scores`] and [`BanList`]; every change of
-//! the list goes to the [`BanStore`] so it survives a restart.
+//! peers in the swarm. The rules are the pure [`Scores`] and [`BanList`]; the list goes to
+//! the [`BanStore`] so it survives a restart — at most once per housekeeping tick, not once
+//! per ban, so a ban storm does not rewrite the file a thousand times.
 
 use super::ban_store::BanStore;
 use super::behaviour::Behaviour;
 use super::peers::{self, Ban, BanList, Offense, Scores};
 use crate::clock::SharedClock;
 use libp2p::{PeerId, Swarm};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Scores, bans and where bans are kept.
 pub(super) struct Scoring {
     scores: Scores,
     bans: BanList,
     store: BanStore,
+    /// The list changed since it was last handed to the store.
+    dirty: bool,
     clock: SharedClock,
 }
 
@@ -24,6 +27,7 @@ impl Scoring {
             scores: Scores::default(),
             bans,
             store,
+            dirty: false,
             clock,
         }
     }
@@ -45,12 +49,12 @@ impl Scoring {
 
     /// The peer's misbehaviour score.
     pub(super) fn score(&self, peer: &PeerId) -> u32 {
-        self.scores.get(peer)
+        self.scores.get(peer, Instant::now())
     }
 
     /// Adds the offense to the peer's score; bans it at [`peers::BAN_THRESHOLD`].
     pub(super) fn punish(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, offense: Offense) {
-        let score = self.scores.add(peer, &offense);
+        let score = self.scores.add(peer, &offense, Instant::now());
         tracing::warn!(%peer, score, "peer misbehaved: {}", offense.reason());
         if score >= peers::BAN_THRESHOLD && !self.bans.is_banned(&peer, self.clock.now_secs()) {
             self.ban(swarm, peer, peers::DEFAULT_BAN_DURATION, offense.reason());
@@ -69,7 +73,7 @@ impl Scoring {
             .bans
             .ban(peer, duration, reason, self.clock.now_secs())
             .clone();
-        self.store.save(self.bans.list());
+        self.dirty = true;
         tracing::warn!(%peer, until = ban.banned_until, "banned peer: {}", ban.reason);
         swarm.behaviour_mut().blocked.block_peer(peer);
         swarm.behaviour_mut().kad.remove_peer(&peer);
@@ -82,7 +86,7 @@ impl Scoring {
         if !self.bans.unban(&peer) {
             return false;
         }
-        self.store.save(self.bans.list());
+        self.dirty = true;
         tracing::info!(%peer, "ban lifted");
         swarm.behaviour_mut().blocked.unblock_peer(peer);
         self.scores.reset(&peer);
@@ -95,7 +99,7 @@ impl Scoring {
         if ended.is_empty() {
             return;
         }
-        self.store.save(self.bans.list());
+        self.dirty = true;
         for peer in ended {
             tracing::info!(%peer, "ban expired");
             swarm.behaviour_mut().blocked.unblock_peer(peer);
@@ -108,8 +112,17 @@ impl Scoring {
         self.bans.list()
     }
 
+    /// Hands the list to the store if it changed (called on every housekeeping tick).
+    pub(super) fn flush(&mut self) {
+        if self.dirty {
+            self.dirty = false;
+            self.store.save(self.bans.list());
+        }
+    }
+
     /// Waits until the ban list is on disk.
-    pub(super) async fn close(self) {
+    pub(super) async fn close(mut self) {
+        self.flush();
         self.store.close().await;
     }
 }

@@ -1,26 +1,34 @@
 //! Headers-first catch-up.
 //!
 //! Runs on its own task and talks to the swarm only through a [`NetworkHandle`]. It is
-//! woken when a peer's status claims more chainwork than ours, when a gossiped block turns
-//! out to be an orphan (its parent is unknown: gossip alone cannot heal a partition), and
-//! on a timer. Then, with one peer at a time:
+//! woken when a peer's status claims more chainwork than ours, when a peer gossips a block
+//! that does not connect (its parent is unknown: we ask that peer for headers instead of
+//! keeping the block — gossip alone cannot heal a partition), and on a timer. Then, with
+//! one peer at a time:
 //!
-//! 1. send `GetHeaders` with our block locator; `accept_header` each header (proof of work
-//!    and context are checked before any body is asked for);
+//! 1. send `GetHeaders` with our block locator and hand the headers to
+//!    [`ChainState::accept_headers`](cairn_core::ChainState::accept_headers): proof of work
+//!    and context are checked before any body is asked for, and the batch is stored (in
+//!    one write) only when its branch has at least our tip's work. A full reply whose
+//!    branch is still weaker is kept in memory (bounded) while the next page is fetched;
+//!    a branch that ends weaker than our tip leaves nothing behind;
 //! 2. ask for the bodies we lack, in height order, in batches of
 //!    [`MAX_BLOCKS_PER_REQUEST`], and `submit_block` them;
 //! 3. repeat while the reply was full ([`MAX_HEADERS_PER_RESPONSE`]).
 //!
-//! A peer that does not answer in time, or answers uselessly, is skipped for a while and
-//! the next candidate is tried; a peer that sends invalid data is reported.
+//! A peer that does not answer headers within [`HEADERS_TIMEOUT`] stalls us: it is scored,
+//! disconnected and not asked again for [`STALL_COOLDOWN`], and the next candidate is
+//! tried at once. A peer that answers uselessly is skipped for a while; one that sends
+//! invalid data is reported; one that keeps announcing blocks that do not connect
+//! ([`MAX_UNCONNECTING`] in a row, Bitcoin Core's rule) is scored and disconnected.
 
 use super::peers::Offense;
 use super::protocol::{
-    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, SyncRequest, SyncResponse,
+    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest, SyncResponse,
 };
 use super::{NetworkHandle, RequestError};
 use crate::chain_task::{ChainHandle, NodeStopped, Origin};
-use cairn_core::chain::HeaderOutcome;
+use cairn_core::chain::HeadersReport;
 use cairn_core::{Block, BlockError, BlockHash, BlockHeader, ImportOutcome, Work};
 use libp2p::PeerId;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -29,8 +37,20 @@ use tokio::sync::mpsc;
 
 /// A peer that failed us is not asked again for this long.
 const COOLDOWN: Duration = Duration::from_secs(20);
+/// A peer that stalled us is not asked again for this long (across reconnections).
+pub const STALL_COOLDOWN: Duration = Duration::from_secs(120);
 /// Without triggers, candidates are re-examined this often.
 const RECHECK: Duration = Duration::from_secs(5);
+/// A headers reply (at most 2000 × 80 bytes) later than this is a stall.
+pub const HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Announcements of blocks that do not connect, in a row, after which the peer is scored
+/// and disconnected (Bitcoin Core's `MAX_NUM_UNCONNECTING_HEADERS_MSGS`).
+pub const MAX_UNCONNECTING: u32 = 10;
+/// Headers of a branch still weaker than our tip held in memory while its next pages are
+/// fetched (10 pages); a longer weak branch is dropped.
+pub const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS_PER_RESPONSE;
+/// Peers whose unconnecting count is remembered across reconnections.
+const MAX_REMEMBERED: usize = 4096;
 
 /// Why the sync task should look at a peer.
 #[derive(Debug, Clone)]
@@ -45,7 +65,7 @@ pub enum Trigger {
         height: u32,
     },
     /// The peer gossiped a block whose parent we do not have.
-    Orphan {
+    Unconnecting {
         /// The peer.
         peer: PeerId,
     },
@@ -80,37 +100,55 @@ impl From<NodeStopped> for SyncError {
 #[derive(Debug, Default)]
 struct Candidates {
     claimed: HashMap<PeerId, Work>,
-    orphans: VecDeque<PeerId>,
+    /// Peers that announced a block that does not connect: asked for headers first.
+    unconnecting: VecDeque<PeerId>,
+    /// Such announcements in a row, per peer (reset when its headers connect).
+    unconnecting_count: HashMap<PeerId, u32>,
     cooldown: HashMap<PeerId, Instant>,
 }
 
 impl Candidates {
-    fn apply(&mut self, trigger: Trigger) {
+    /// Records a trigger; returns a peer that announced too many blocks that do not
+    /// connect (to be scored and disconnected).
+    fn apply(&mut self, trigger: Trigger) -> Option<PeerId> {
         match trigger {
             Trigger::PeerStatus {
                 peer, chainwork, ..
             } => {
-                let entry = self.claimed.entry(peer).or_insert(chainwork);
-                *entry = chainwork;
+                self.claimed.insert(peer, chainwork);
             }
-            Trigger::Orphan { peer } => {
-                if !self.orphans.contains(&peer) {
-                    self.orphans.push_back(peer);
+            Trigger::Unconnecting { peer } => {
+                if self.unconnecting_count.len() >= MAX_REMEMBERED
+                    && !self.unconnecting_count.contains_key(&peer)
+                {
+                    self.unconnecting_count.clear();
+                }
+                let count = self.unconnecting_count.entry(peer).or_insert(0);
+                *count += 1;
+                if *count >= MAX_UNCONNECTING {
+                    self.unconnecting_count.remove(&peer);
+                    self.unconnecting.retain(|p| *p != peer);
+                    return Some(peer);
+                }
+                if !self.unconnecting.contains(&peer) {
+                    self.unconnecting.push_back(peer);
                 }
             }
             Trigger::PeerGone { peer } => {
+                // The cooldown and the unconnecting count outlive the connection: a peer
+                // does not wipe its record by reconnecting.
                 self.claimed.remove(&peer);
-                self.orphans.retain(|p| *p != peer);
-                self.cooldown.remove(&peer);
+                self.unconnecting.retain(|p| *p != peer);
             }
         }
+        None
     }
 
-    /// The next peer to sync from: one that sent an orphan, else the one claiming the most
-    /// work above ours; skipping peers in cooldown.
+    /// The next peer to sync from: one that announced a block that does not connect, else
+    /// the one claiming the most work above ours; skipping peers in cooldown.
     fn next(&mut self, our_work: Work, now: Instant) -> Option<PeerId> {
         self.cooldown.retain(|_, until| *until > now);
-        while let Some(peer) = self.orphans.pop_front() {
+        while let Some(peer) = self.unconnecting.pop_front() {
             if !self.cooldown.contains_key(&peer) {
                 return Some(peer);
             }
@@ -122,8 +160,13 @@ impl Candidates {
             .map(|(peer, _)| *peer)
     }
 
-    fn cool_down(&mut self, peer: PeerId, now: Instant) {
-        self.cooldown.insert(peer, now + COOLDOWN);
+    fn cool_down(&mut self, peer: PeerId, now: Instant, how_long: Duration) {
+        self.cooldown.insert(peer, now + how_long);
+    }
+
+    /// The peer's headers connected: its unconnecting announcements are forgiven.
+    fn connected(&mut self, peer: &PeerId) {
+        self.unconnecting_count.remove(peer);
     }
 }
 
@@ -132,12 +175,12 @@ pub async fn run(chain: ChainHandle, net: NetworkHandle, mut triggers: mpsc::Rec
     let mut candidates = Candidates::default();
     loop {
         match tokio::time::timeout(RECHECK, triggers.recv()).await {
-            Ok(Some(trigger)) => candidates.apply(trigger),
+            Ok(Some(trigger)) => apply(&mut candidates, &net, trigger).await,
             Ok(None) => return,
             Err(_) => {}
         }
         while let Ok(trigger) = triggers.try_recv() {
-            candidates.apply(trigger);
+            apply(&mut candidates, &net, trigger).await;
         }
         loop {
             let Ok(our_work) = chain.call(|s| s.chain.tip().chainwork).await else {
@@ -146,31 +189,62 @@ pub async fn run(chain: ChainHandle, net: NetworkHandle, mut triggers: mpsc::Rec
             let Some(peer) = candidates.next(our_work, Instant::now()) else {
                 break;
             };
-            let started = Instant::now();
-            match sync_from(&chain, &net, peer).await {
-                Ok(blocks) => {
-                    if blocks > 0 {
-                        tracing::info!(%peer, blocks, elapsed = ?started.elapsed(), "synced from peer");
-                    }
-                    let Ok(now_work) = chain.call(|s| s.chain.tip().chainwork).await else {
-                        return;
-                    };
-                    // The peer claimed more work than it delivered: do not ask it again at once.
-                    if candidates.claimed.get(&peer).is_some_and(|w| *w > now_work) {
-                        candidates.cool_down(peer, Instant::now());
-                    }
-                }
-                Err(SyncError::Stopped) => return,
-                Err(e) => {
-                    tracing::info!(%peer, "sync with peer stopped: {e}");
-                    candidates.cool_down(peer, Instant::now());
-                }
+            if !sync_round(&chain, &net, &mut candidates, peer).await {
+                return;
             }
             while let Ok(trigger) = triggers.try_recv() {
-                candidates.apply(trigger);
+                apply(&mut candidates, &net, trigger).await;
             }
         }
     }
+}
+
+async fn apply(candidates: &mut Candidates, net: &NetworkHandle, trigger: Trigger) {
+    if let Some(peer) = candidates.apply(trigger) {
+        let offense = Offense::BadResponse(format!(
+            "{MAX_UNCONNECTING} announced blocks in a row that do not connect"
+        ));
+        net.report(peer, offense).await;
+        let _ = net.disconnect(peer).await;
+    }
+}
+
+/// One round of sync with `peer`; false once the node is stopping.
+async fn sync_round(
+    chain: &ChainHandle,
+    net: &NetworkHandle,
+    candidates: &mut Candidates,
+    peer: PeerId,
+) -> bool {
+    let started = Instant::now();
+    match sync_from(chain, net, peer).await {
+        Ok(blocks) => {
+            candidates.connected(&peer);
+            if blocks > 0 {
+                tracing::info!(%peer, blocks, elapsed = ?started.elapsed(), "synced from peer");
+            }
+            let Ok(now_work) = chain.call(|s| s.chain.tip().chainwork).await else {
+                return false;
+            };
+            // The peer claimed more work than it delivered: do not ask it again at once.
+            if candidates.claimed.get(&peer).is_some_and(|w| *w > now_work) {
+                candidates.cool_down(peer, Instant::now(), COOLDOWN);
+            }
+        }
+        Err(SyncError::Stopped) => return false,
+        Err(SyncError::Request(RequestError::Timeout)) => {
+            tracing::warn!(%peer, elapsed = ?started.elapsed(), "sync peer stalled; moving on to another peer");
+            let offense = Offense::Stalled("no answer to a sync request in time".into());
+            net.report(peer, offense).await;
+            let _ = net.disconnect(peer).await;
+            candidates.cool_down(peer, Instant::now(), STALL_COOLDOWN);
+        }
+        Err(e) => {
+            tracing::info!(%peer, "sync with peer stopped: {e}");
+            candidates.cool_down(peer, Instant::now(), COOLDOWN);
+        }
+    }
+    true
 }
 
 /// Headers-first sync from one peer until it has nothing more for us; returns how many
@@ -181,49 +255,34 @@ pub async fn sync_from(
     peer: PeerId,
 ) -> Result<usize, SyncError> {
     let mut imported = 0;
+    // Headers of a branch not yet heavier than our tip: held here, not stored.
+    let mut pending: Vec<BlockHeader> = Vec::new();
     loop {
-        let locator = chain.call(|s| s.chain.locator()).await?;
-        let headers = match net
-            .request(
-                peer,
-                SyncRequest::GetHeaders {
-                    locator,
-                    stop: None,
-                },
-            )
-            .await?
-        {
-            SyncResponse::Headers(headers) => headers,
-            SyncResponse::Refused(reason) => {
-                return Err(SyncError::Peer(format!("refused headers: {reason}")));
-            }
-            other => {
-                return Err(bad_response(
-                    net,
-                    peer,
-                    format!("{} in answer to getheaders", other.kind()),
-                )
-                .await);
-            }
-        };
-        if headers.len() > MAX_HEADERS_PER_RESPONSE {
-            return Err(
-                bad_response(net, peer, format!("{} headers in one reply", headers.len())).await,
-            );
+        let mut locator = chain.call(|s| s.chain.locator()).await?;
+        if let Some(last) = pending.last() {
+            locator.insert(0, last.block_hash());
+            locator.truncate(MAX_LOCATOR_HASHES);
         }
-        if let Some(i) = first_disconnected(&headers) {
-            return Err(bad_response(
-                net,
-                peer,
-                format!("header {i} does not follow the one before"),
-            )
-            .await);
-        }
-        let full = headers.len() == MAX_HEADERS_PER_RESPONSE;
+        let headers = fetch_headers(net, peer, locator).await?;
         if headers.is_empty() {
             return Ok(imported);
         }
-        let (needed, problem) = chain.call(move |s| accept_headers(s, &headers)).await?;
+        let full = headers.len() == MAX_HEADERS_PER_RESPONSE;
+        if pending
+            .last()
+            .is_some_and(|last| headers[0].prev_blockhash != last.block_hash())
+        {
+            pending.clear();
+        }
+        pending.extend(headers);
+        let batch = std::mem::take(&mut pending);
+        let (report, needed, batch) = chain
+            .call(move |s| {
+                let (report, needed) = accept_headers(s, &batch);
+                (report, needed, batch)
+            })
+            .await?;
+        let problem = report.invalid.map(|(_, e)| e);
         if let Some(error) = &problem {
             if error.is_misbehavior() {
                 let offense = match error {
@@ -240,11 +299,59 @@ pub async fn sync_from(
             // Not a verdict on the peer (a header too far in the future): take what we have.
             tracing::debug!(%peer, "header not accepted yet: {error}");
         }
+        if report.too_little_work {
+            if full && problem.is_none() && batch.len() < MAX_PENDING_HEADERS {
+                pending = batch;
+                continue;
+            }
+            tracing::debug!(%peer, headers = batch.len(), "the peer's branch has less work than our tip; not kept");
+            return Ok(imported);
+        }
         imported += download_blocks(chain, net, peer, needed).await?;
         if !full || problem.is_some() {
             return Ok(imported);
         }
     }
+}
+
+/// One page of headers from `peer` after `locator`, checked for shape.
+async fn fetch_headers(
+    net: &NetworkHandle,
+    peer: PeerId,
+    locator: Vec<BlockHash>,
+) -> Result<Vec<BlockHeader>, SyncError> {
+    let request = SyncRequest::GetHeaders {
+        locator,
+        stop: None,
+    };
+    let headers = match net.request_within(peer, request, HEADERS_TIMEOUT).await? {
+        SyncResponse::Headers(headers) => headers,
+        SyncResponse::Refused(reason) => {
+            return Err(SyncError::Peer(format!("refused headers: {reason}")));
+        }
+        other => {
+            return Err(bad_response(
+                net,
+                peer,
+                format!("{} in answer to getheaders", other.kind()),
+            )
+            .await);
+        }
+    };
+    if headers.len() > MAX_HEADERS_PER_RESPONSE {
+        return Err(
+            bad_response(net, peer, format!("{} headers in one reply", headers.len())).await,
+        );
+    }
+    if let Some(i) = first_disconnected(&headers) {
+        return Err(bad_response(
+            net,
+            peer,
+            format!("header {i} does not follow the one before"),
+        )
+        .await);
+    }
+    Ok(headers)
 }
 
 async fn bad_response(net: &NetworkHandle, peer: PeerId, reason: String) -> SyncError {
@@ -260,34 +367,35 @@ fn first_disconnected(headers: &[BlockHeader]) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Accepts headers in order; returns the hashes (in order) whose bodies we lack, and the
-/// first error, after which nothing more is accepted.
+/// Accepts a batch of headers, kept only if its branch has at least our tip's work;
+/// returns the report and the hashes (in order) whose bodies we lack.
 fn accept_headers(
     state: &mut crate::chain_task::NodeState,
     headers: &[BlockHeader],
-) -> (Vec<BlockHash>, Option<BlockError>) {
+) -> (HeadersReport, Vec<BlockHash>) {
+    let min_work = state.chain.tip().chainwork;
     let now = state.now_secs();
-    let mut needed = Vec::new();
-    for header in headers {
-        let hash = header.block_hash();
-        match state.accept_header(header, now) {
-            Ok(HeaderOutcome::New | HeaderOutcome::AlreadyHave) => {
-                if state
-                    .chain
-                    .entry(&hash)
-                    .is_some_and(|e| !e.has_data && !e.validity.is_invalid())
-                {
-                    needed.push(hash);
-                }
-            }
-            Ok(HeaderOutcome::Invalid(e)) => return (needed, Some(e)),
-            Err(e) => {
-                tracing::error!("storing header {hash}: {e}");
-                return (needed, None);
-            }
+    let report = match state.accept_headers(headers, now, min_work) {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!("storing headers: {e}");
+            return (HeadersReport::default(), Vec::new());
         }
+    };
+    if report.too_little_work {
+        return (report, Vec::new());
     }
-    (needed, None)
+    let needed = headers
+        .iter()
+        .map(BlockHeader::block_hash)
+        .filter(|hash| {
+            state
+                .chain
+                .entry(hash)
+                .is_some_and(|e| !e.has_data && !e.validity.is_invalid())
+        })
+        .collect();
+    (report, needed)
 }
 
 /// Downloads and imports the bodies of `needed` (in order) from `peer`.
@@ -396,7 +504,7 @@ mod tests {
     use cairn_core::ChainParams;
 
     #[test]
-    fn orphan_senders_come_first_then_the_most_work() {
+    fn unconnecting_announcers_come_first_then_the_most_work() {
         let mut c = Candidates::default();
         let (a, b, o) = (PeerId::random(), PeerId::random(), PeerId::random());
         let work = |n: u8| {
@@ -417,11 +525,15 @@ mod tests {
         let now = Instant::now();
         assert_eq!(c.next(work(5), now), Some(b));
         assert_eq!(c.next(work(20), now), None, "nobody has more work than us");
-        c.apply(Trigger::Orphan { peer: o });
-        c.apply(Trigger::Orphan { peer: o });
+        c.apply(Trigger::Unconnecting { peer: o });
+        c.apply(Trigger::Unconnecting { peer: o });
         assert_eq!(c.next(work(100), now), Some(o));
-        assert_eq!(c.next(work(100), now), None, "orphan triggers are consumed");
-        c.cool_down(b, now);
+        assert_eq!(
+            c.next(work(100), now),
+            None,
+            "unconnecting triggers are consumed"
+        );
+        c.cool_down(b, now, COOLDOWN);
         assert_eq!(c.next(work(5), now), Some(a));
         assert_eq!(
             c.next(work(5), now + COOLDOWN + Duration::from_secs(1)),
@@ -429,6 +541,32 @@ mod tests {
         );
         c.apply(Trigger::PeerGone { peer: b });
         assert_eq!(c.next(work(15), now + COOLDOWN * 2), None);
+    }
+
+    #[test]
+    fn repeated_unconnecting_announcements_are_an_offense_even_across_reconnections() {
+        let mut c = Candidates::default();
+        let p = PeerId::random();
+        for _ in 1..MAX_UNCONNECTING / 2 {
+            assert_eq!(c.apply(Trigger::Unconnecting { peer: p }), None);
+        }
+        c.apply(Trigger::PeerGone { peer: p });
+        for _ in MAX_UNCONNECTING / 2..MAX_UNCONNECTING {
+            assert_eq!(c.apply(Trigger::Unconnecting { peer: p }), None);
+        }
+        assert_eq!(c.apply(Trigger::Unconnecting { peer: p }), Some(p));
+        // Headers that connect forgive the count.
+        for _ in 1..MAX_UNCONNECTING {
+            c.apply(Trigger::Unconnecting { peer: p });
+        }
+        c.connected(&p);
+        assert_eq!(c.apply(Trigger::Unconnecting { peer: p }), None);
+        // A stalled peer stays in cooldown after reconnecting.
+        let now = Instant::now();
+        c.cool_down(p, now, STALL_COOLDOWN);
+        c.apply(Trigger::PeerGone { peer: p });
+        c.apply(Trigger::Unconnecting { peer: p });
+        assert_eq!(c.next(Work::ZERO, now + COOLDOWN), None);
     }
 
     #[test]
