@@ -235,104 +235,14 @@ impl ChainParams {
 
     /// Validates a parsed config and derives the genesis block.
     pub fn from_config(config: GenesisConfig) -> Result<ChainParams, ParamsError> {
-        if config.network_id.is_empty() || config.network_id.len() > 64 {
-            return Err(field_err("network_id", "must be 1 to 64 characters"));
-        }
-        if !is_valid_hrp(&config.hrp) {
-            return Err(field_err(
-                "hrp",
-                "must be a lowercase bech32 human-readable part",
-            ));
-        }
-        if config.block_interval_secs == 0 {
-            return Err(field_err("block_interval_secs", "must be positive"));
-        }
-        if config.retarget_window < 2 {
-            return Err(field_err("retarget_window", "must be at least 2"));
-        }
-        if config.halving_interval == 0 {
-            return Err(field_err("halving_interval", "must be positive"));
-        }
+        check_scalars(&config)?;
         check_time_bounds(&config)?;
-        if !(1000..=MAX_BLOCK_SIZE_LIMIT).contains(&config.max_block_size) {
-            return Err(field_err(
-                "max_block_size",
-                format!("must be 1000..={MAX_BLOCK_SIZE_LIMIT}"),
-            ));
-        }
-        let initial_bits = parse_bits("initial_bits", &config.initial_bits)?;
-        let pow_limit_bits = parse_bits("pow_limit_bits", &config.pow_limit_bits)?;
-        let pow_limit = Target::from_compact(pow_limit_bits)
-            .map_err(|e| field_err("pow_limit_bits", e.to_string()))?;
-        let initial_target = Target::from_compact(initial_bits)
-            .map_err(|e| field_err("initial_bits", e.to_string()))?;
-        if initial_target > pow_limit {
-            return Err(field_err("initial_bits", "is easier than pow_limit_bits"));
-        }
-        if initial_target.to_compact() != initial_bits {
-            return Err(field_err(
-                "initial_bits",
-                "is not in canonical compact form",
-            ));
-        }
-        let genesis_data = format!("{} {}", config.network_id, config.genesis_message).into_bytes();
-        if genesis_data.len() > MAX_TX_DATA {
-            return Err(field_err("genesis_message", "too long"));
-        }
-
-        let mut outputs = Vec::with_capacity(config.dev_accounts.len());
-        let mut premine = Amount::ZERO;
-        for account in &config.dev_accounts {
-            let hash = decode_address(&config.hrp, &account.address)
-                .map_err(|e| field_err("dev_accounts", e.to_string()))?;
-            let key = SecretKey::from_hex(&account.secret_key_hex)
-                .map_err(|e| field_err("dev_accounts", format!("{}: {e}", account.name)))?;
-            if key.pubkey_hash() != hash {
-                return Err(field_err(
-                    "dev_accounts",
-                    format!(
-                        "{}: secret key does not belong to address {}",
-                        account.name, account.address
-                    ),
-                ));
-            }
-            if account.balance == 0 {
-                return Err(field_err(
-                    "dev_accounts",
-                    format!("{}: balance must be positive", account.name),
-                ));
-            }
-            premine = premine
-                .checked_add(Amount::from_base(account.balance))
-                .ok_or_else(|| field_err("dev_accounts", "balances overflow"))?;
-            outputs.push(TxOut {
-                amount: Amount::from_base(account.balance),
-                address: hash,
-            });
-        }
+        let (initial_bits, pow_limit) = difficulty_bounds(&config)?;
+        let (outputs, premine) = premine_outputs(&config)?;
         let max_money = schedule_total(config.initial_subsidy, config.halving_interval)
             .and_then(|s| s.checked_add(premine))
             .ok_or_else(|| field_err("initial_subsidy", "total supply overflows u64"))?;
-
-        let coinbase = Transaction {
-            version: 1,
-            inputs: vec![],
-            outputs,
-            lock_height: 0,
-            data: genesis_data,
-        };
-        let header = BlockHeader {
-            version: 1,
-            prev_blockhash: BlockHash::ZERO,
-            merkle_root: merkle_root(&[coinbase.wtxid()]),
-            time: config.genesis_time,
-            bits: initial_bits,
-            nonce: 0,
-        };
-        let genesis_block = Block {
-            header,
-            txs: vec![coinbase],
-        };
+        let genesis_block = genesis_block(&config, outputs, initial_bits)?;
         let genesis_hash = genesis_block.block_hash();
         let network_magic = sha256d(format!("cairn-network:{}", config.network_id).as_bytes());
         let params_hash =
@@ -389,6 +299,123 @@ impl ChainParams {
     pub fn difficulty(&self, target: &Target) -> f64 {
         target.difficulty_relative_to(&self.pow_limit)
     }
+}
+
+/// The single-valued fields of genesis.json: names, interval, window, halving, block size.
+fn check_scalars(config: &GenesisConfig) -> Result<(), ParamsError> {
+    if config.network_id.is_empty() || config.network_id.len() > 64 {
+        return Err(field_err("network_id", "must be 1 to 64 characters"));
+    }
+    if !is_valid_hrp(&config.hrp) {
+        return Err(field_err(
+            "hrp",
+            "must be a lowercase bech32 human-readable part",
+        ));
+    }
+    if config.block_interval_secs == 0 {
+        return Err(field_err("block_interval_secs", "must be positive"));
+    }
+    if config.retarget_window < 2 {
+        return Err(field_err("retarget_window", "must be at least 2"));
+    }
+    if config.halving_interval == 0 {
+        return Err(field_err("halving_interval", "must be positive"));
+    }
+    if !(1000..=MAX_BLOCK_SIZE_LIMIT).contains(&config.max_block_size) {
+        return Err(field_err(
+            "max_block_size",
+            format!("must be 1000..={MAX_BLOCK_SIZE_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The genesis difficulty and the easiest target allowed: both valid compact targets, the
+/// first canonical and no easier than the second.
+fn difficulty_bounds(config: &GenesisConfig) -> Result<(CompactTarget, Target), ParamsError> {
+    let initial_bits = parse_bits("initial_bits", &config.initial_bits)?;
+    let pow_limit_bits = parse_bits("pow_limit_bits", &config.pow_limit_bits)?;
+    let pow_limit = Target::from_compact(pow_limit_bits)
+        .map_err(|e| field_err("pow_limit_bits", e.to_string()))?;
+    let initial_target =
+        Target::from_compact(initial_bits).map_err(|e| field_err("initial_bits", e.to_string()))?;
+    if initial_target > pow_limit {
+        return Err(field_err("initial_bits", "is easier than pow_limit_bits"));
+    }
+    if initial_target.to_compact() != initial_bits {
+        return Err(field_err(
+            "initial_bits",
+            "is not in canonical compact form",
+        ));
+    }
+    Ok((initial_bits, pow_limit))
+}
+
+/// The dev accounts' genesis outputs and their total: each key must own its address and
+/// hold a positive balance.
+fn premine_outputs(config: &GenesisConfig) -> Result<(Vec<TxOut>, Amount), ParamsError> {
+    let mut outputs = Vec::with_capacity(config.dev_accounts.len());
+    let mut premine = Amount::ZERO;
+    for account in &config.dev_accounts {
+        let hash = decode_address(&config.hrp, &account.address)
+            .map_err(|e| field_err("dev_accounts", e.to_string()))?;
+        let key = SecretKey::from_hex(&account.secret_key_hex)
+            .map_err(|e| field_err("dev_accounts", format!("{}: {e}", account.name)))?;
+        if key.pubkey_hash() != hash {
+            return Err(field_err(
+                "dev_accounts",
+                format!(
+                    "{}: secret key does not belong to address {}",
+                    account.name, account.address
+                ),
+            ));
+        }
+        if account.balance == 0 {
+            return Err(field_err(
+                "dev_accounts",
+                format!("{}: balance must be positive", account.name),
+            ));
+        }
+        premine = premine
+            .checked_add(Amount::from_base(account.balance))
+            .ok_or_else(|| field_err("dev_accounts", "balances overflow"))?;
+        outputs.push(TxOut {
+            amount: Amount::from_base(account.balance),
+            address: hash,
+        });
+    }
+    Ok((outputs, premine))
+}
+
+/// The genesis block: one coinbase paying the premine, its data the network id and message.
+fn genesis_block(
+    config: &GenesisConfig,
+    outputs: Vec<TxOut>,
+    bits: CompactTarget,
+) -> Result<Block, ParamsError> {
+    let data = format!("{} {}", config.network_id, config.genesis_message).into_bytes();
+    if data.len() > MAX_TX_DATA {
+        return Err(field_err("genesis_message", "too long"));
+    }
+    let coinbase = Transaction {
+        version: 1,
+        inputs: vec![],
+        outputs,
+        lock_height: 0,
+        data,
+    };
+    let header = BlockHeader {
+        version: 1,
+        prev_blockhash: BlockHash::ZERO,
+        merkle_root: merkle_root(&[coinbase.wtxid()]),
+        time: config.genesis_time,
+        bits,
+        nonce: 0,
+    };
+    Ok(Block {
+        header,
+        txs: vec![coinbase],
+    })
 }
 
 /// [`TIME_BOUND_DIVISOR`]: on a retargeting network, the grace and the future limit fit the
