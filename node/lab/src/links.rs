@@ -14,13 +14,11 @@ use crate::testnet::{client, node_named};
 use anyhow::{Context, bail};
 use cairn_rpc::Devnet;
 use cairn_rpc::files::LinkSetting;
+use cairn_rpc::shaping::LinkShaping;
 use clap::Args;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
-
-/// The largest delay or jitter, ms (the node's bound).
-const MAX_DELAY_MS: f64 = 60_000.0;
 
 /// Arguments of `cairn testnet link`.
 #[derive(Debug, Clone, Args)]
@@ -49,38 +47,32 @@ pub struct LinkArgs {
     pub reset: bool,
 }
 
-/// The settings of one direction, checked as the node checks them (so a bad value fails
-/// before any node was changed).
+/// The settings of one direction, checked with the contract's bounds (the node's own
+/// check), so a bad value fails before any node was changed.
 fn setting(from: &str, to: &str, args: &LinkArgs) -> anyhow::Result<LinkSetting> {
-    let check = |flag: &str, value: Option<f64>, max: f64| -> anyhow::Result<f64> {
-        let v = value.unwrap_or(0.0);
-        if !v.is_finite() || v < 0.0 || v > max {
-            bail!("--{flag} must be a number from 0 to {max}, not {v}");
-        }
-        Ok(v)
-    };
-    let bandwidth = check("bandwidth", args.bandwidth, f64::MAX)?;
-    if bandwidth > 0.0 && bandwidth < 1.0 {
-        bail!("--bandwidth must be 0 (no cap) or at least 1 kbit/s, not {bandwidth}");
+    let shape = LinkShaping {
+        latency_ms: args.latency.unwrap_or(0.0),
+        jitter_ms: args.jitter.unwrap_or(0.0),
+        loss_pct: args.loss.unwrap_or(0.0),
+        bandwidth_kbit: args.bandwidth.unwrap_or(0.0),
     }
+    .validated()
+    .map_err(|e| {
+        // The flag is the field's name without its unit: `latency_ms` is `--latency`.
+        let flag = e.field().split('_').next().unwrap_or_default();
+        anyhow::anyhow!("--{flag}: {e}")
+    })?;
     Ok(LinkSetting {
         from: from.to_owned(),
         to: to.to_owned(),
-        latency_ms: check("latency", args.latency, MAX_DELAY_MS)?,
-        jitter_ms: check("jitter", args.jitter, MAX_DELAY_MS)?,
-        loss_pct: check("loss", args.loss, 100.0)?,
-        bandwidth_kbit: bandwidth,
+        shape,
     })
-}
-
-fn is_unshaped(s: &LinkSetting) -> bool {
-    s.latency_ms == 0.0 && s.jitter_ms == 0.0 && s.loss_pct == 0.0 && s.bandwidth_kbit == 0.0
 }
 
 /// Replaces the setting of `from` → `to` in `links` (removing it when unshaped).
 fn replace(links: &mut Vec<LinkSetting>, new: LinkSetting) {
     links.retain(|l| !(l.from == new.from && l.to == new.to));
-    if !is_unshaped(&new) {
+    if !new.shape.is_none() {
         links.push(new);
         links.sort_by(|x, y| (&x.from, &x.to).cmp(&(&y.from, &y.to)));
     }
@@ -96,12 +88,11 @@ fn push(devnet: &Devnet, x: &str, y: &str) -> anyhow::Result<()> {
     let (node, peer) = (node_named(devnet, x)?, node_named(devnet, y)?);
     let out = find(&devnet.links, x, y);
     let inbound = find(&devnet.links, y, x);
-    let settings = json!({
-        "latency_ms": out.map_or(0.0, |l| l.latency_ms),
-        "jitter_ms": out.map_or(0.0, |l| l.jitter_ms),
-        "bandwidth_kbit": out.map_or(0.0, |l| l.bandwidth_kbit),
-        "loss_pct": inbound.map_or(0.0, |l| l.loss_pct),
-    });
+    let out = out.map_or(LinkShaping::NONE, |l| l.shape);
+    let settings = LinkShaping {
+        loss_pct: inbound.map_or(0.0, |l| l.shape.loss_pct),
+        ..out
+    };
     client(node)?
         .call("setlinkshaping", json!([peer.peer_id, settings]))
         .with_context(|| format!("telling {x} the shaping of its link with {y}"))?;
@@ -126,7 +117,8 @@ fn unordered(x: &str, y: &str) -> (String, String) {
 }
 
 /// How a setting reads for people.
-fn describe(s: &LinkSetting) -> String {
+fn describe(link: &LinkSetting) -> String {
+    let s = &link.shape;
     let mut parts = Vec::new();
     if s.latency_ms > 0.0 || s.jitter_ms > 0.0 {
         parts.push(if s.jitter_ms > 0.0 {
@@ -218,9 +210,10 @@ pub fn after_up(
                 };
                 let mut s = setting(from, to, &args)?;
                 if let Some(old) = find(&devnet.links, from, to) {
-                    s.jitter_ms = old.jitter_ms;
-                    s.loss_pct = old.loss_pct;
-                    s.bandwidth_kbit = old.bandwidth_kbit;
+                    s.shape = LinkShaping {
+                        latency_ms: ms,
+                        ..old.shape
+                    };
                 }
                 replace(&mut devnet.links, s);
             }
@@ -259,14 +252,18 @@ mod tests {
 
     #[test]
     fn settings_are_checked_before_any_node_is_told() {
-        assert!(setting("a", "b", &args(Some(-1.0), None)).is_err());
+        let refused = |a: &LinkArgs| setting("a", "b", a).unwrap_err().to_string();
+        assert!(refused(&args(Some(-1.0), None)).starts_with("--latency: latency_ms"));
         assert!(setting("a", "b", &args(None, Some(100.5))).is_err());
         assert!(setting("a", "b", &args(Some(f64::NAN), None)).is_err());
         let mut low = args(None, None);
         low.bandwidth = Some(0.5);
-        assert!(setting("a", "b", &low).is_err());
+        assert!(refused(&low).starts_with("--bandwidth: bandwidth_kbit"));
         let s = setting("a", "b", &args(Some(20.0), Some(5.0))).unwrap();
-        assert_eq!((s.latency_ms, s.loss_pct, s.jitter_ms), (20.0, 5.0, 0.0));
+        assert_eq!(
+            (s.shape.latency_ms, s.shape.loss_pct, s.shape.jitter_ms),
+            (20.0, 5.0, 0.0)
+        );
         assert_eq!(describe(&s), "20 ms, 5 % loss");
     }
 
@@ -287,7 +284,7 @@ mod tests {
         );
         assert_eq!(links.len(), 2);
         assert_eq!(links[0].from, "a", "sorted");
-        assert_eq!(find(&links, "a", "b").unwrap().latency_ms, 30.0);
+        assert_eq!(find(&links, "a", "b").unwrap().shape.latency_ms, 30.0);
         replace(&mut links, setting("a", "b", &args(None, None)).unwrap());
         assert!(find(&links, "a", "b").is_none());
         assert_eq!(links.len(), 1);

@@ -3,6 +3,7 @@
 //! written atomically (a temporary file renamed over the old one), so a reader never sees
 //! half a file.
 
+use crate::shaping::LinkShaping;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -190,18 +191,9 @@ pub struct LinkSetting {
     pub from: String,
     /// The receiving node's name.
     pub to: String,
-    /// Added one-way delay, ms.
-    #[serde(default)]
-    pub latency_ms: f64,
-    /// ± jitter on the delay, ms.
-    #[serde(default)]
-    pub jitter_ms: f64,
-    /// Share of block and transaction messages lost, %.
-    #[serde(default)]
-    pub loss_pct: f64,
-    /// Bandwidth cap, kbit/s (0: none).
-    #[serde(default)]
-    pub bandwidth_kbit: f64,
+    /// Delay, jitter and cap of what `from` sends; loss of what `to` receives from it.
+    #[serde(flatten)]
+    pub shape: LinkShaping,
 }
 
 /// An eclipse in `devnet.json`: every peer of `node` replaced by `by`.

@@ -6,6 +6,7 @@
 //! - [`auth`]: the cookie, `DATADIR/.cookie` = `__cookie__:HEX`;
 //! - [`files`]: `DATADIR/node.json` and a testnet's `DIR/devnet.json`;
 //! - [`types`]: the result shapes of the methods other crates read back;
+//! - [`shaping`]: a link's shaping settings and their bounds (`setlinkshaping`, `devnet.json`);
 //! - [`client`]: a small blocking JSON-RPC client.
 //!
 //! What it never holds: consensus types or rules (those are `cairn-core`'s; this crate speaks
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod client;
 pub mod codes;
 pub mod files;
+pub mod shaping;
 pub mod types;
 
 pub use auth::{COOKIE_USER, Cookie};

@@ -52,88 +52,28 @@ use libp2p::identity::Keypair;
 use libp2p::{PeerId, noise, tcp, yamux};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// The largest added delay or jitter, in milliseconds (a minute: beyond that a link is cut,
-/// and timeouts of the protocols above fire anyway).
-pub const MAX_DELAY_MS: f64 = 60_000.0;
-/// The smallest non-zero bandwidth cap, in kbit/s.
-pub const MIN_BANDWIDTH_KBIT: f64 = 1.0;
+pub use cairn_rpc::shaping::{LinkShaping, MAX_DELAY_MS, MIN_BANDWIDTH_KBIT, ShapeError};
+
 /// Bytes a shaped connection keeps in flight before writes wait (like a socket buffer;
 /// bounds the memory of a slow link).
 pub const MAX_IN_FLIGHT: usize = 4 * 1024 * 1024;
 /// The largest chunk one write puts in the link.
 const MAX_CHUNK: usize = 64 * 1024;
 
-/// Why a shaping setting was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ShapeError {
-    /// NaN or infinite.
-    #[error("{field} must be a finite number, not {value}")]
-    NotFinite {
-        /// The setting.
-        field: &'static str,
-        /// As given.
-        value: f64,
-    },
-    /// Below zero.
-    #[error("{field} must not be negative, got {value}")]
-    Negative {
-        /// The setting.
-        field: &'static str,
-        /// As given.
-        value: f64,
-    },
-    /// Above its bound.
-    #[error("{field} must be at most {max}, got {value}")]
-    TooLarge {
-        /// The setting.
-        field: &'static str,
-        /// As given.
-        value: f64,
-        /// The bound.
-        max: f64,
-    },
-    /// A cap so low it is a cut link.
-    #[error("bandwidth_kbit must be 0 (no cap) or at least {MIN_BANDWIDTH_KBIT}, got {0}")]
-    BandwidthTooLow(f64),
-}
-
 /// How one link is shaped, as seen from this node: what it sends to the peer is delayed
 /// and capped; what it receives from the peer is subject to loss.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct LinkShape {
-    latency_ms: f64,
-    jitter_ms: f64,
-    loss_pct: f64,
-    bandwidth_kbit: f64,
-}
-
-fn checked(field: &'static str, value: f64, max: f64) -> Result<f64, ShapeError> {
-    if !value.is_finite() {
-        return Err(ShapeError::NotFinite { field, value });
-    }
-    if value < 0.0 {
-        return Err(ShapeError::Negative { field, value });
-    }
-    if value > max {
-        return Err(ShapeError::TooLarge { field, value, max });
-    }
-    Ok(value)
-}
+pub struct LinkShape(LinkShaping);
 
 impl LinkShape {
     /// No shaping at all.
-    pub const NONE: LinkShape = LinkShape {
-        latency_ms: 0.0,
-        jitter_ms: 0.0,
-        loss_pct: 0.0,
-        bandwidth_kbit: 0.0,
-    };
+    pub const NONE: LinkShape = LinkShape(LinkShaping::NONE);
 
     /// A validated shape: delays in milliseconds (0 ..= [`MAX_DELAY_MS`]), loss in
     /// percent (0 ..= 100), bandwidth in kbit/s (0 for no cap, else at least
@@ -144,36 +84,37 @@ impl LinkShape {
         loss_pct: f64,
         bandwidth_kbit: f64,
     ) -> Result<LinkShape, ShapeError> {
-        let shape = LinkShape {
-            latency_ms: checked("latency_ms", latency_ms, MAX_DELAY_MS)?,
-            jitter_ms: checked("jitter_ms", jitter_ms, MAX_DELAY_MS)?,
-            loss_pct: checked("loss_pct", loss_pct, 100.0)?,
-            bandwidth_kbit: checked("bandwidth_kbit", bandwidth_kbit, f64::MAX)?,
-        };
-        if shape.bandwidth_kbit > 0.0 && shape.bandwidth_kbit < MIN_BANDWIDTH_KBIT {
-            return Err(ShapeError::BandwidthTooLow(bandwidth_kbit));
-        }
-        Ok(shape)
+        LinkShape::try_from(LinkShaping {
+            latency_ms,
+            jitter_ms,
+            loss_pct,
+            bandwidth_kbit,
+        })
+    }
+
+    /// The settings, as `getlinkshaping` shows them.
+    pub fn settings(&self) -> LinkShaping {
+        self.0
     }
 
     /// Added one-way delay of what this node sends.
     pub fn latency(&self) -> Duration {
-        Duration::from_secs_f64(self.latency_ms / 1000.0)
+        Duration::from_secs_f64(self.0.latency_ms / 1000.0)
     }
 
     /// Jitter: each chunk's delay is the latency plus a uniform draw in ±this.
     pub fn jitter(&self) -> Duration {
-        Duration::from_secs_f64(self.jitter_ms / 1000.0)
+        Duration::from_secs_f64(self.0.jitter_ms / 1000.0)
     }
 
     /// Share of received block and transaction messages dropped, in percent.
     pub fn loss_pct(&self) -> f64 {
-        self.loss_pct
+        self.0.loss_pct
     }
 
     /// The bandwidth cap in kbit/s (1000 bits per second), if any.
     pub fn bandwidth_kbit(&self) -> Option<f64> {
-        (self.bandwidth_kbit > 0.0).then_some(self.bandwidth_kbit)
+        (self.0.bandwidth_kbit > 0.0).then_some(self.0.bandwidth_kbit)
     }
 
     /// The cap in bytes per second, if any.
@@ -183,52 +124,30 @@ impl LinkShape {
 
     /// Whether what this node sends is delayed or capped.
     pub fn shapes_outbound(&self) -> bool {
-        self.latency_ms > 0.0 || self.jitter_ms > 0.0 || self.bandwidth_kbit > 0.0
+        self.0.latency_ms > 0.0 || self.0.jitter_ms > 0.0 || self.0.bandwidth_kbit > 0.0
     }
 
     /// Whether nothing is shaped.
     pub fn is_none(&self) -> bool {
-        !self.shapes_outbound() && self.loss_pct == 0.0
+        !self.shapes_outbound() && self.0.loss_pct == 0.0
     }
 
     /// This chunk's delay: the latency plus a uniform draw in ±jitter, never below zero.
     fn sample_delay(&self, rng: &mut StdRng) -> Duration {
-        let mut ms = self.latency_ms;
-        if self.jitter_ms > 0.0 {
-            ms += rng.random_range(-self.jitter_ms..=self.jitter_ms);
+        let mut ms = self.0.latency_ms;
+        if self.0.jitter_ms > 0.0 {
+            ms += rng.random_range(-self.0.jitter_ms..=self.0.jitter_ms);
         }
         Duration::from_secs_f64(ms.max(0.0) / 1000.0)
     }
 }
 
-/// `setlinkshaping`'s settings object: every field optional (0), unknown fields refused
-/// so a typo is an error rather than an unshaped link.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkShapeRequest {
-    /// Added one-way delay of what this node sends to the peer, ms.
-    #[serde(default)]
-    pub latency_ms: f64,
-    /// ± jitter on that delay, ms.
-    #[serde(default)]
-    pub jitter_ms: f64,
-    /// Share of blocks and transactions received from the peer that are dropped, %.
-    #[serde(default)]
-    pub loss_pct: f64,
-    /// Cap on what this node sends to the peer, kbit/s (0: none).
-    #[serde(default)]
-    pub bandwidth_kbit: f64,
-}
+impl TryFrom<LinkShaping> for LinkShape {
+    type Error = ShapeError;
 
-impl LinkShapeRequest {
-    /// The validated shape.
-    pub fn into_shape(self) -> Result<LinkShape, ShapeError> {
-        LinkShape::new(
-            self.latency_ms,
-            self.jitter_ms,
-            self.loss_pct,
-            self.bandwidth_kbit,
-        )
+    /// `setlinkshaping`'s settings, checked against the contract's bounds.
+    fn try_from(settings: LinkShaping) -> Result<LinkShape, ShapeError> {
+        settings.validated().map(LinkShape)
     }
 }
 
@@ -314,7 +233,7 @@ impl LinkTable {
     /// Whether a block or transaction message just received from `peer` is lost.
     pub fn loses(&self, peer: &PeerId) -> bool {
         let pct = match self.get(peer) {
-            Some(shape) => shape.loss_pct,
+            Some(shape) => shape.loss_pct(),
             None => return false,
         };
         if pct <= 0.0 {

@@ -9,7 +9,7 @@ use super::chain::to_json;
 use super::params::{Args, FromArgs, NoParams};
 use super::{RpcContext, RpcError, codes};
 use crate::network::peers::{self, Ban};
-use crate::network::shaping::{LinkShape, LinkShapeRequest};
+use crate::network::shaping::{LinkShape, LinkShaping};
 use crate::network::{AddNodeMode, NetworkError, parse_multiaddr};
 use cairn_rpc::types::BanEntry;
 use libp2p::{Multiaddr, PeerId};
@@ -244,10 +244,8 @@ impl FromArgs for SetLinkShaping {
     const MAX: usize = 2;
     fn parse(args: &Args) -> Result<Self, RpcError> {
         let peer = peer_param(args, 0)?;
-        let request: Option<LinkShapeRequest> = args.optional(1, "settings")?;
-        let shape = request
-            .unwrap_or_default()
-            .into_shape()
+        let settings: Option<LinkShaping> = args.optional(1, "settings")?;
+        let shape = LinkShape::try_from(settings.unwrap_or_default())
             .map_err(|e| RpcError::invalid_params(format!("{}: {e}", args.method)))?;
         Ok(SetLinkShaping { peer, shape })
     }
@@ -255,12 +253,13 @@ impl FromArgs for SetLinkShaping {
 
 /// One link as `setlinkshaping` and `getlinkshaping` show it.
 fn link_json(peer: &PeerId, shape: &LinkShape) -> Value {
+    let s = shape.settings();
     json!({
         "peer_id": peer.to_base58(),
-        "latency_ms": shape.latency().as_secs_f64() * 1000.0,
-        "jitter_ms": shape.jitter().as_secs_f64() * 1000.0,
-        "loss_pct": shape.loss_pct(),
-        "bandwidth_kbit": shape.bandwidth_kbit().unwrap_or(0.0),
+        "latency_ms": s.latency_ms,
+        "jitter_ms": s.jitter_ms,
+        "loss_pct": s.loss_pct,
+        "bandwidth_kbit": s.bandwidth_kbit,
     })
 }
 

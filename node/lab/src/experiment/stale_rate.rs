@@ -168,7 +168,7 @@ fn check_links(net: &Net, latency_ms: u64) -> anyhow::Result<()> {
         .devnet
         .links
         .iter()
-        .filter(|l| l.latency_ms == latency_ms as f64)
+        .filter(|l| l.shape.latency_ms == latency_ms as f64)
         .count();
     if shaped != want || net.devnet.links.len() != want {
         bail!(

@@ -568,13 +568,13 @@ impl Run<'_> {
                 link.to.clone(),
                 "--one-way".into(),
                 "--latency".into(),
-                link.latency_ms.to_string(),
+                link.shape.latency_ms.to_string(),
                 "--jitter".into(),
-                link.jitter_ms.to_string(),
+                link.shape.jitter_ms.to_string(),
                 "--loss".into(),
-                link.loss_pct.to_string(),
+                link.shape.loss_pct.to_string(),
                 "--bandwidth".into(),
-                link.bandwidth_kbit.to_string(),
+                link.shape.bandwidth_kbit.to_string(),
             ];
             testnet_cli(&self.dir, &args).with_context(|| format!("re-shaping {name}'s links"))?;
         }

@@ -301,10 +301,10 @@ fn settings_are_validated() {
         let e = bad.expect_err(field);
         assert!(e.to_string().contains(field), "{e}");
     }
-    let parse = |v: serde_json::Value| serde_json::from_value::<LinkShapeRequest>(v);
+    let parse = |v: serde_json::Value| serde_json::from_value::<LinkShaping>(v);
     let req = parse(serde_json::json!({"latency_ms": 50, "loss_pct": 2.5})).unwrap();
     assert_eq!(
-        req.into_shape().unwrap(),
+        LinkShape::try_from(req).unwrap(),
         LinkShape::new(50.0, 0.0, 2.5, 0.0).unwrap()
     );
     assert!(
@@ -312,12 +312,7 @@ fn settings_are_validated() {
         "typos are refused"
     );
     assert!(parse(serde_json::json!({"latency_ms": "50"})).is_err());
-    assert!(
-        parse(serde_json::json!({"loss_pct": 101}))
-            .unwrap()
-            .into_shape()
-            .is_err()
-    );
+    assert!(LinkShape::try_from(parse(serde_json::json!({"loss_pct": 101})).unwrap()).is_err());
 }
 
 #[test]
