@@ -486,6 +486,7 @@ fn start_node(name: &str, launch: &Launch<'_>) -> anyhow::Result<DevnetNode> {
         metrics_url: info.metrics.map(|addr| format!("http://{addr}/metrics")),
         hashrate: launch.hashrate,
         peers: None,
+        byzantine: launch.byzantine.map(str::to_owned),
     })
 }
 

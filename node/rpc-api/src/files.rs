@@ -136,6 +136,9 @@ pub struct DevnetNode {
     /// written before topologies existed, which were full meshes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<String>>,
+    /// Its Byzantine modes (`cairn testnet up --byzantine NAME=MODE,...`), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byzantine: Option<String>,
 }
 
 /// A dev key in `devnet.json`.

@@ -185,23 +185,12 @@ fn a_bad_file_fails_before_any_node_starts_naming_the_line() {
 }
 
 #[test]
-fn a_scenario_needing_a_missing_testnet_flag_says_which() {
-    let help = Command::new(cairn_bin())
-        .args(["testnet", "up", "--help"])
-        .output()
-        .unwrap();
-    if String::from_utf8_lossy(&help.stdout).contains("--byzantine") {
-        return; // this build has Byzantine nodes; nothing is missing
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("byz.toml");
-    std::fs::write(
-        &file,
-        "[testnet]\nnodes = 2\nbyzantine = { node1 = \"equivocate\" }\n",
-    )
-    .unwrap();
-    let out = run_scenario(&file);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--byzantine"), "{stderr}");
+fn byzantine_scenario_bans_the_invalid_miner_and_the_honest_nodes_agree() {
+    let r = passes("byzantine-invalid-blocks");
+    let expectations = r["expectations"].as_array().unwrap();
+    let banned = expectations
+        .iter()
+        .find(|e| e["name"].as_str().unwrap_or_default().contains("banned"))
+        .expect("the banned expectation is reported");
+    assert_eq!(banned["detail"], "banned by node0, node1", "{r:#}");
 }

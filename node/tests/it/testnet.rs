@@ -66,6 +66,11 @@ fn fork_resolves_to_the_heavier_chain_after_heal() {
     assert_scenario("fork.sh");
 }
 
+#[test]
+fn byzantine_node_mining_invalid_blocks_is_banned_and_the_honest_nodes_agree() {
+    assert_scenario("byzantine.sh");
+}
+
 fn testnet(dir: &Path, args: &[&str]) -> Output {
     Command::new(cairn_bin())
         .arg("testnet")

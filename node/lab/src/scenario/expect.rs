@@ -2,7 +2,7 @@
 //! expectation against the [`Evidence`] a run gathered.
 
 use crate::scenario::file::{Action, Expect, ExpectKind, Fields, FileError, Step};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One kind of expectation.
 pub struct ExpectDef {
@@ -34,6 +34,11 @@ pub const EXPECTS: &[ExpectDef] = &[
         name: "share",
         fields: "node, min, max",
         parse: parse_share,
+    },
+    ExpectDef {
+        name: "banned",
+        fields: "node",
+        parse: |f, _| Ok(ExpectKind::Banned(f.node("node")?)),
     },
     ExpectDef {
         name: "min_height",
@@ -106,6 +111,7 @@ pub fn describe(kind: &ExpectKind) -> String {
             format!("exactly one of double spend {step:?} confirmed everywhere")
         }
         ExpectKind::Share { node, min, max } => format!("{node} mines {min}–{max} of the blocks"),
+        ExpectKind::Banned(node) => format!("{node} banned by every honest node"),
         ExpectKind::MinHeight { height, node } => match node {
             Some(n) => format!("{n} at height ≥ {height}"),
             None => format!("every node at height ≥ {height}"),
@@ -135,6 +141,8 @@ pub struct Evidence {
     pub heights: BTreeMap<String, Option<u64>>,
     /// Double-spend step name → what happened to its transactions.
     pub double_spends: BTreeMap<String, DoubleSpendSeen>,
+    /// Running honest node → the names of the nodes in its `listbanned` at the end.
+    pub bans: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Whether `expect` holds, and why (or why not).
@@ -188,6 +196,32 @@ pub fn check(expect: &Expect, ev: &Evidence) -> (bool, String) {
                 (false, low.join(", "))
             }
         }
+        ExpectKind::Banned(node) => check_banned(node, ev),
+    }
+}
+
+fn check_banned(node: &str, ev: &Evidence) -> (bool, String) {
+    let not: Vec<&str> = ev
+        .bans
+        .iter()
+        .filter(|(by, banned)| *by != node && !banned.contains(node))
+        .map(|(by, _)| by.as_str())
+        .collect();
+    match (ev.bans.keys().any(|by| by != node), not.is_empty()) {
+        (false, _) => (false, "no honest node was running to ban it".into()),
+        (true, true) => (
+            true,
+            format!(
+                "banned by {}",
+                ev.bans
+                    .keys()
+                    .filter(|b| *b != node)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        (true, false) => (false, format!("not banned by {}", not.join(", "))),
     }
 }
 
@@ -302,6 +336,26 @@ mod tests {
         let (ok, detail) = height(5, None);
         assert!(!ok && detail == "node1 at 4", "{detail}");
         assert!(height(5, Some("node0")).0);
+    }
+
+    #[test]
+    fn banned_by_every_other_honest_node() {
+        let bans = |lists: &[(&str, &[&str])]| Evidence {
+            bans: lists
+                .iter()
+                .map(|(by, b)| (by.to_string(), b.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            ..Evidence::default()
+        };
+        let banned = |ev: &Evidence| check(&expect(ExpectKind::Banned("node2".into())), ev);
+        let ok = banned(&bans(&[
+            ("node0", &["node2"]),
+            ("node1", &["node2", "node3"]),
+        ]));
+        assert_eq!(ok, (true, "banned by node0, node1".to_string()));
+        let half = banned(&bans(&[("node0", &["node2"]), ("node1", &[])]));
+        assert_eq!(half, (false, "not banned by node1".to_string()));
+        assert!(!banned(&bans(&[])).0);
     }
 
     #[test]

@@ -60,6 +60,10 @@
 //! | `double_spend_resolved` | `step` | of the two transactions of double-spend step `step`, exactly one is confirmed, the same one on every running node |
 //! | `share` | `node`, `min`?, `max`? | `node` mined a share (0..1) of the final chain's scenario blocks within `[min, max]` |
 //! | `min_height` | `height`, `node`? | every running node (or `node`) is at height ≥ `height` at the end |
+//! | `banned` | `node` | every other running honest node has `node` in its `listbanned` at the end |
+//!
+//! A node of `[testnet] byzantine` is not honest: `converges`, `min_height` and the final
+//! chain count the honest running nodes only (a banned Byzantine node is left on its own).
 //!
 //! A mistake in the file is an error naming the step or expectation, its line and the field.
 
@@ -273,6 +277,8 @@ pub enum ExpectKind {
         /// Highest share.
         max: f64,
     },
+    /// Every running honest node has banned this node by the end.
+    Banned(String),
     /// Heights at the end.
     MinHeight {
         /// The least height.

@@ -146,7 +146,13 @@ fn execute(scenario: &Scenario, dir: Option<PathBuf>, seed: Option<u64>) -> anyh
         .iter()
         .map(|n| RpcSource::for_node(&n.name, &n.rpc_url, &n.cookie_file))
         .collect();
-    let observer = Observer::start(sources);
+    let honest = net
+        .devnet
+        .nodes
+        .iter()
+        .map(|n| !scenario.testnet.byzantine.contains_key(&n.name))
+        .collect();
+    let observer = Observer::start(sources, honest);
     let mut run = Run::new(net.dir(), &observer)?;
     let mut steps = Vec::new();
     let mut failure = None;
@@ -246,8 +252,25 @@ fn gather(
     reference: f64,
 ) -> anyhow::Result<Evidence> {
     let running: Vec<usize> = (0..devnet.nodes.len())
-        .filter(|k| state.running[*k])
+        .filter(|k| state.running[*k] && state.honest[*k])
         .collect();
+    let name_of: BTreeMap<&str, &str> = devnet
+        .nodes
+        .iter()
+        .map(|n| (n.peer_id.as_str(), n.name.as_str()))
+        .collect();
+    let mut bans = BTreeMap::new();
+    for &k in &running {
+        let node = &devnet.nodes[k];
+        let list = client(node)?
+            .call_as::<Vec<cairn_rpc::types::BanEntry>>("listbanned", json!([]))
+            .unwrap_or_default();
+        let names = list
+            .iter()
+            .filter_map(|b| name_of.get(b.peer_id.as_str()).map(|n| n.to_string()))
+            .collect();
+        bans.insert(node.name.clone(), names);
+    }
     let mut heights = BTreeMap::new();
     for &k in &running {
         let node = &devnet.nodes[k];
@@ -286,6 +309,7 @@ fn gather(
         blocks_by_node: blocks_by_node(state, devnet)?,
         heights,
         double_spends,
+        bans,
     })
 }
 

@@ -69,9 +69,12 @@ pub struct State {
     pub summaries: Vec<Option<Summary>>,
     /// Whether the runner has each node running.
     pub running: Vec<bool>,
+    /// Whether each node is honest (not started with `--byzantine`): only the honest
+    /// running nodes must agree, and the final chain is theirs.
+    pub honest: Vec<bool>,
     /// Reorganisations, in order.
     pub reorgs: Vec<Reorg>,
-    /// Seconds into the timeline of every poll at which all running nodes shared a tip.
+    /// Seconds into the timeline of every poll at which all running honest nodes shared a tip.
     pub agreed: Vec<f64>,
     /// Unix-ms intervals during which the network was split (partition or eclipse).
     pub split: Vec<(u64, u64)>,
@@ -82,25 +85,30 @@ pub struct State {
 }
 
 impl State {
-    /// The first moment (seconds into the timeline) at or after `from` at which all running
+    /// Whether node `k`'s tip counts: it runs and is honest.
+    fn counts(&self, k: usize) -> bool {
+        self.running[k] && self.honest[k]
+    }
+
+    /// The first moment (seconds into the timeline) at or after `from` at which all running honest
     /// nodes shared a tip.
     pub fn agreed_since(&self, from: f64) -> Option<f64> {
         self.agreed.iter().copied().find(|t| *t >= from)
     }
 
-    /// Whether every running node has been reached and all share one tip.
+    /// Whether every running honest node has been reached and all share one tip.
     pub fn agree_now(&self) -> bool {
         let tips: Vec<Option<&str>> = (0..self.names.len())
-            .filter(|k| self.running[*k])
+            .filter(|k| self.counts(*k))
             .map(|k| self.summaries[k].as_ref().map(|s| s.tip.as_str()))
             .collect();
         !tips.is_empty() && tips.iter().all(|t| t.is_some() && *t == tips[0])
     }
 
-    /// The lowest height of the running nodes, `None` when one has not been reached.
+    /// The lowest height of the running honest nodes, `None` when one has not been reached.
     pub fn lowest_running_height(&self) -> Option<u32> {
         (0..self.names.len())
-            .filter(|k| self.running[*k])
+            .filter(|k| self.counts(*k))
             .map(|k| self.summaries[k].as_ref().map(|s| s.height))
             .collect::<Option<Vec<u32>>>()?
             .into_iter()
@@ -116,11 +124,11 @@ impl State {
             .collect()
     }
 
-    /// The running node with the highest tip (first by index on a tie): whose chain counts
-    /// as the final one.
+    /// The running honest node with the highest tip (first by index on a tie): whose chain
+    /// counts as the final one.
     pub fn reference_node(&self) -> Option<usize> {
         (0..self.names.len())
-            .filter(|k| self.running[*k])
+            .filter(|k| self.counts(*k))
             .filter_map(|k| self.summaries[k].as_ref().map(|s| (k, s.height)))
             .max_by_key(|&(k, h)| (h, std::cmp::Reverse(k)))
             .map(|(k, _)| k)
@@ -225,8 +233,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Observer {
-    /// Starts following the nodes `sources` (in node order) with the timeline starting now.
-    pub fn start(sources: Vec<RpcSource>) -> Observer {
+    /// Starts following the nodes `sources` (in node order; `honest[k]`: node `k` was not
+    /// started with `--byzantine`) with the timeline starting now.
+    pub fn start(sources: Vec<RpcSource>, honest: Vec<bool>) -> Observer {
         let n = sources.len();
         let names = sources.iter().map(|s| s.name().to_owned()).collect();
         let base_height = sources
@@ -241,6 +250,7 @@ impl Observer {
             blocks: HashMap::new(),
             summaries: vec![None; n],
             running: vec![true; n],
+            honest,
             reorgs: Vec::new(),
             agreed: Vec::new(),
             split: Vec::new(),
@@ -423,6 +433,7 @@ mod tests {
             blocks: HashMap::new(),
             summaries: vec![None; n],
             running: vec![true; n],
+            honest: vec![true; n],
             reorgs: Vec::new(),
             agreed: Vec::new(),
             split: Vec::new(),
@@ -500,5 +511,14 @@ mod tests {
         assert!(!s.agree_now());
         s.summaries[1] = Some(summary("a"));
         assert!(s.agree_now());
+        // A Byzantine node's tip does not count, nor its height, nor its chain.
+        s.summaries[1] = Some(Summary {
+            height: 9,
+            ..summary("evil")
+        });
+        s.honest[1] = false;
+        assert!(s.agree_now());
+        assert_eq!(s.lowest_running_height(), Some(1));
+        assert_eq!(s.reference_node(), Some(0));
     }
 }
