@@ -32,6 +32,7 @@ fn snapshots(trees: &[BlockTree]) -> Vec<NodeSnapshot> {
             tip: Some(t.tip.clone()),
             height: Some(t.height),
             blocks: t.blocks.clone(),
+            ..NodeSnapshot::default()
         })
         .collect()
 }

@@ -85,6 +85,10 @@ impl NodeSource for Synthetic {
         Ok(Vec::new())
     }
 
+    fn banned(&self) -> Result<Vec<String>, SourceError> {
+        Ok(Vec::new()) // a synthetic chain of honest miners bans nobody
+    }
+
     fn tx(&self, _txid: &str) -> Result<Option<TxSpends>, SourceError> {
         Ok(None)
     }

@@ -25,6 +25,11 @@ struct Lab {
 
 impl Lab {
     fn up(n: usize) -> Lab {
+        Lab::up_with(n, &[])
+    }
+
+    /// A testnet of `n` nodes started with `up`'s `extra` flags.
+    fn up_with(n: usize, extra: &[&str]) -> Lab {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("devnet");
         let lab = Lab {
@@ -39,7 +44,10 @@ impl Lab {
                 .into(),
         };
         let genesis = regtest_genesis().to_str().unwrap().to_owned();
-        lab.testnet(&["up", "-n", &n.to_string(), "--genesis", &genesis]);
+        let n = n.to_string();
+        let mut args = vec!["up", "-n", &n, "--genesis", &genesis];
+        args.extend_from_slice(extra);
+        lab.testnet(&args);
         lab
     }
 
@@ -162,6 +170,13 @@ impl Drop for Lab {
 struct Tree(Value);
 
 impl Tree {
+    fn node(&self, name: &str) -> Option<&Value> {
+        self.0["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["name"] == name)
+    }
+
     fn tip(&self, node: &str) -> Option<&str> {
         self.0["nodes"]
             .as_array()?
@@ -671,6 +686,84 @@ fn page_draws_both_branches_then_one_chain_with_the_stale_block() {
         std::thread::sleep(Duration::from_millis(100));
     }
     browser.screenshot(&shot);
+}
+
+#[test]
+fn a_byzantine_node_is_shown_banned_by_every_honest_node() {
+    if !Path::new("/usr/bin/chromedriver").exists() {
+        eprintln!(
+            "SKIPPED a_byzantine_node_is_shown_banned_by_every_honest_node: /usr/bin/chromedriver is not installed"
+        );
+        return;
+    }
+    let mut lab = Lab::up_with(3, &["--byzantine", "node2=invalid-blocks"]);
+    lab.start_view();
+    let honest = lab.generate("node0", 2);
+    lab.wait_tree("every node at the honest tip", |t| {
+        ["node0", "node1", "node2"]
+            .iter()
+            .all(|n| t.tip(n) == Some(honest[1].as_str()))
+    });
+    let browser = Browser::start();
+    browser.open(&format!("{}/", lab.url));
+    browser.wait_dom("three tips", |tips, _| {
+        tips.as_object().is_some_and(|t| t.len() == 3)
+    });
+    let marked = browser
+        .eval("return document.querySelector('[data-node=\"node2\"]').dataset.byzantine || null;");
+    assert_eq!(marked, "invalid-blocks", "node2 is drawn as Byzantine");
+
+    let bad = lab.generate("node2", 1);
+    let tree = lab.wait_tree("node2 banned by node0 and node1", |t| {
+        ["node0", "node1"].iter().all(|n| {
+            t.node(n)
+                .and_then(|e| e["banned"].as_array())
+                .is_some_and(|b| b.iter().any(|x| x == "node2"))
+        })
+    });
+    assert_eq!(tree.node("node2").unwrap()["byzantine"], "invalid-blocks");
+    assert!(
+        tree.node("node2").unwrap()["banned"]
+            .as_array()
+            .is_some_and(|b| b.is_empty()),
+        "the Byzantine node bans nobody: {:#}",
+        tree.0
+    );
+    for honest_block in &honest {
+        assert!(
+            tree.names(honest_block, "invalid_on").is_empty(),
+            "an honest block is invalid somewhere: {:#}",
+            tree.0
+        );
+    }
+    let deadline = Instant::now() + SHOW_TIMEOUT;
+    loop {
+        let by = browser.eval(
+            "const n = document.querySelector('[data-node=\"node2\"]'); \
+             return n ? [n.dataset.bannedBy, n.innerText] : null;",
+        );
+        if by[0] == "node0 node1"
+            && by[1]
+                .as_str()
+                .is_some_and(|t| t.contains("banned by node0, node1"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page does not show the ban: {by}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shot = std::env::var_os("CAIRN_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lab.dir.join("view.png"));
+    browser.screenshot(&shot.with_extension("byzantine.png"));
+    // The invalid block itself is drawn as invalid wherever it arrived.
+    let tree = lab.wait_tree("node2's block invalid on the honest nodes", |t| {
+        !t.names(&bad[0], "invalid_on").is_empty()
+    });
+    assert!(tree.names(&bad[0], "active_on").is_empty(), "{:#}", tree.0);
 }
 
 /// Where each version of the one double spend stands: {txid: {node: presence}}.

@@ -17,6 +17,8 @@ pub struct FakeChain {
     pub blocks: HashMap<String, (TreeBlock, Vec<String>)>,
     /// Its mempool.
     pub mempool: Vec<String>,
+    /// The peer ids it bans.
+    pub banned: Vec<String>,
     /// Every transaction it knows.
     pub txs: HashMap<String, TxSpends>,
 }
@@ -174,6 +176,18 @@ impl NodeSource for MemorySource {
 
     fn mempool(&self) -> Result<Vec<String>, SourceError> {
         self.read(|c| c.mempool.clone())
+    }
+
+    fn banned(&self) -> Result<Vec<String>, SourceError> {
+        self.read(|c| {
+            let mut ids = c.banned.clone();
+            ids.sort();
+            ids
+        })
+    }
+
+    fn peer_id(&self) -> Option<&str> {
+        Some(&self.name)
     }
 
     fn tx(&self, txid: &str) -> Result<Option<TxSpends>, SourceError> {

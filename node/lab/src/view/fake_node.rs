@@ -1,5 +1,5 @@
 //! Test double of a node's HTTP side: JSON-RPC (`getblockchaininfo`, `getblocktree` or
-//! -32601, `getchaintips`, `getblock`, `getrawmempool`, `getrawtransaction`) and `GET
+//! -32601, `getchaintips`, `getblock`, `getrawmempool`, `getrawtransaction`, `listbanned`) and `GET
 //! /events`, both behind a cookie, answered from a [`MemorySource`]. It lets the real
 //! [`super::source::RpcSource`], the SSE client and followers run against the node side's
 //! contract before that side exists.
@@ -148,6 +148,11 @@ fn call(fake: &Fake, method: &str, params: &[Value]) -> Result<Value, (i64, Stri
             )
         }
         "getrawmempool" => Ok(json!(source.mempool().map_err(down)?)),
+        "listbanned" => {
+            Ok(json!(source.banned().map_err(down)?.iter().map(|id| {
+            json!({"peer_id": id, "banned_until": 0, "ban_created": 0, "reason": "test"})
+        }).collect::<Vec<_>>()))
+        }
         "getrawtransaction" => {
             let txid = params[0].as_str().unwrap_or_default();
             let tx = source.tx(txid).map_err(down)?.ok_or_else(not_found)?;

@@ -29,7 +29,7 @@ const POLL_FAST: Duration = Duration::from_millis(250);
 const POLL_SLOW: Duration = Duration::from_secs(1);
 /// How often the whole window is re-read anyway (status changes deep in the tree).
 const FULL_EVERY: Duration = Duration::from_secs(30);
-/// How often the mempool is re-read.
+/// How often the mempool and the ban list are re-read.
 const MEMPOOL_EVERY: Duration = Duration::from_secs(1);
 
 /// Unix time in milliseconds.
@@ -160,23 +160,49 @@ impl Follower {
             .is_none_or(|t| t.elapsed() >= MEMPOOL_EVERY)
         {
             self.last_mempool = Some(Instant::now());
-            let source = self.source.clone();
-            if let Ok(mut pool) = blocking(move || source.mempool()).await {
-                pool.sort();
-                let changed = {
-                    let mut s = self.state.write().expect("no panics under lock");
-                    (s.mempool != pool).then(|| {
-                        s.mempool = pool;
-                        s.mempool.len()
-                    })
-                };
-                if let Some(size) = changed {
-                    self.hub.publish(vec![ViewEvent::Mempool {
-                        node: self.source.name().to_owned(),
-                        size,
-                    }]);
-                }
-            }
+            self.refresh_mempool().await;
+            self.refresh_bans().await;
+        }
+    }
+
+    async fn refresh_mempool(&self) {
+        let source = self.source.clone();
+        let Ok(mut pool) = blocking(move || source.mempool()).await else {
+            return;
+        };
+        pool.sort();
+        let changed = {
+            let mut s = self.state.write().expect("no panics under lock");
+            (s.mempool != pool).then(|| {
+                s.mempool = pool;
+                s.mempool.len()
+            })
+        };
+        if let Some(size) = changed {
+            self.hub.publish(vec![ViewEvent::Mempool {
+                node: self.source.name().to_owned(),
+                size,
+            }]);
+        }
+    }
+
+    async fn refresh_bans(&self) {
+        let source = self.source.clone();
+        let Ok(banned) = blocking(move || source.banned()).await else {
+            return;
+        };
+        let changed = {
+            let mut s = self.state.write().expect("no panics under lock");
+            (s.banned != banned).then(|| {
+                s.banned = banned;
+                s.banned.len()
+            })
+        };
+        if let Some(banned) = changed {
+            self.hub.publish(vec![ViewEvent::Bans {
+                node: self.source.name().to_owned(),
+                banned,
+            }]);
         }
     }
 

@@ -1,5 +1,5 @@
 //! What followers publish and the server re-publishes: the view's events (`tip`, `block`,
-//! and the extensions `node`, `mempool`) and the log of reorgs.
+//! and the extensions `node`, `mempool`, `bans`) and the log of reorgs.
 
 use super::merge::Reorg;
 use serde::Serialize;
@@ -46,6 +46,13 @@ pub enum ViewEvent {
         /// Transactions in it now.
         size: usize,
     },
+    /// `bans` (extension): a node's ban list changed.
+    Bans {
+        /// The node.
+        node: String,
+        /// Peers it bans now.
+        banned: usize,
+    },
 }
 
 impl ViewEvent {
@@ -56,6 +63,7 @@ impl ViewEvent {
             ViewEvent::Block { .. } => "block",
             ViewEvent::Node { .. } => "node",
             ViewEvent::Mempool { .. } => "mempool",
+            ViewEvent::Bans { .. } => "bans",
         }
     }
 }

@@ -12,6 +12,12 @@ use std::collections::HashMap;
 pub struct NodeSnapshot {
     /// Its name.
     pub name: String,
+    /// Its peer id, when known.
+    pub peer_id: Option<String>,
+    /// Its Byzantine modes, when it has any.
+    pub byzantine: Option<String>,
+    /// The peer ids it bans.
+    pub banned: Vec<String>,
     /// Whether it answered the last poll.
     pub up: bool,
     /// Whether its event stream is connected (else the view polls it).
@@ -37,6 +43,12 @@ pub struct NodeEntry {
     pub height: Option<u32>,
     /// Whether the view follows it by events (true) or by polling (false) (extension).
     pub live: bool,
+    /// The testnet's nodes it bans, by name (extension).
+    #[serde(default)]
+    pub banned: Vec<String>,
+    /// Its Byzantine modes, when it runs with `--byzantine` (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byzantine: Option<String>,
 }
 
 /// How the page draws a block: INTERFACE's `data-status`.
@@ -200,6 +212,8 @@ pub fn merge(snapshots: &[NodeSnapshot], from: u32) -> TreeView {
             tip: s.tip.clone(),
             height: s.height,
             live: s.live,
+            banned: banned_names(s, snapshots),
+            byzantine: s.byzantine.clone(),
         })
         .collect();
     let stale = blocks
@@ -217,6 +231,22 @@ pub fn merge(snapshots: &[NodeSnapshot], from: u32) -> TreeView {
     };
     super::layout::lay_out(&mut view);
     view
+}
+
+/// The names of the nodes among `all` whose peer ids `node` bans (peers outside the testnet
+/// are not named).
+fn banned_names(node: &NodeSnapshot, all: &[NodeSnapshot]) -> Vec<String> {
+    let mut names: Vec<String> = all
+        .iter()
+        .filter(|o| {
+            o.peer_id
+                .as_ref()
+                .is_some_and(|id| node.banned.contains(id))
+        })
+        .map(|o| o.name.clone())
+        .collect();
+    names.sort();
+    names
 }
 
 #[cfg(test)]
@@ -239,11 +269,12 @@ pub(crate) mod tests {
     pub fn node(name: &str, tip: &str, height: u32, blocks: Vec<TreeBlock>) -> NodeSnapshot {
         NodeSnapshot {
             name: name.into(),
+            peer_id: Some(format!("id-{name}")),
             up: true,
-            live: false,
             tip: Some(tip.into()),
             height: Some(height),
             blocks,
+            ..NodeSnapshot::default()
         }
     }
 
@@ -283,6 +314,18 @@ pub(crate) mod tests {
 
     fn names(list: &[String]) -> Vec<&str> {
         list.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn a_node_lists_the_testnet_nodes_it_bans_by_name() {
+        let mut nodes = forked();
+        nodes[0].banned = vec!["id-node1".into(), "someone-outside".into()];
+        nodes[1].byzantine = Some("invalid-blocks".into());
+        let view = merge(&nodes, 0);
+        assert_eq!(view.nodes[0].banned, ["node1"]);
+        assert!(view.nodes[1].banned.is_empty());
+        assert_eq!(view.nodes[1].byzantine.as_deref(), Some("invalid-blocks"));
+        assert_eq!(view.nodes[0].byzantine, None);
     }
 
     #[test]

@@ -62,10 +62,7 @@ pub fn sources(dir: &Path) -> anyhow::Result<Vec<Arc<dyn NodeSource>>> {
     Ok(devnet
         .nodes
         .iter()
-        .map(|n| {
-            Arc::new(RpcSource::for_node(&n.name, &n.rpc_url, &n.cookie_file))
-                as Arc<dyn NodeSource>
-        })
+        .map(|n| Arc::new(RpcSource::for_devnet_node(n)) as Arc<dyn NodeSource>)
         .collect())
 }
 
@@ -109,10 +106,10 @@ pub fn snapshot_text(sources: &[Arc<dyn NodeSource>], last: u32) -> anyhow::Resu
             merge::NodeSnapshot {
                 name: source.name().to_owned(),
                 up: tree.is_some(),
-                live: false,
                 tip: tree.as_ref().map(|t| t.tip.clone()),
                 height: tree.as_ref().map(|t| t.height),
                 blocks: tree.map(|t| t.blocks).unwrap_or_default(),
+                ..merge::NodeSnapshot::default()
             }
         })
         .collect();

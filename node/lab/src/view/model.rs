@@ -98,7 +98,7 @@ impl Model {
             .map(|(source, s)| {
                 s.read()
                     .expect("no panics under lock")
-                    .snapshot(source.name(), from)
+                    .snapshot(source.as_ref(), from)
             })
             .collect()
     }

@@ -4,6 +4,7 @@
 
 use super::hub::ViewEvent;
 use super::merge::{NodeSnapshot, Reorg};
+use super::source::NodeSource;
 use cairn_rpc::types::{BlockTree, TreeBlock};
 use std::collections::{HashMap, HashSet};
 
@@ -30,6 +31,8 @@ pub struct NodeState {
     pub loaded: bool,
     /// Its mempool's txids.
     pub mempool: Vec<String>,
+    /// The peer ids it bans, sorted.
+    pub banned: Vec<String>,
     /// Blocks whose first-seen time is the view's own observation (the node gave none), so
     /// only as precise as the view's polling.
     pub observed: HashSet<String>,
@@ -37,9 +40,12 @@ pub struct NodeState {
 
 impl NodeState {
     /// The node's blocks at heights ≥ `from`, for merging.
-    pub fn snapshot(&self, name: &str, from: u32) -> NodeSnapshot {
+    pub fn snapshot(&self, source: &dyn NodeSource, from: u32) -> NodeSnapshot {
         NodeSnapshot {
-            name: name.to_owned(),
+            name: source.name().to_owned(),
+            peer_id: source.peer_id().map(str::to_owned),
+            byzantine: source.byzantine().map(str::to_owned),
+            banned: self.banned.clone(),
             up: self.up,
             live: self.live,
             tip: self.tip.clone(),

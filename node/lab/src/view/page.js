@@ -70,10 +70,19 @@ async function refreshConflicts() {
 }
 
 function renderNodes(tree) {
-  $("nodes").innerHTML = tree.nodes.map((n) =>
-    `<span class="node ${n.up ? "up" : "down"}" data-node="${esc(n.name)}">${esc(n.name)} ` +
-    `h=${n.height ?? "?"} ${short(n.tip)} <span class="${n.live ? "live" : "polling"}">${n.up ? (n.live ? "●" : "◌") : "down"}</span></span>`
-  ).join("");
+  const bannedBy = new Map();
+  for (const n of tree.nodes) for (const b of n.banned || []) {
+    if (!bannedBy.has(b)) bannedBy.set(b, []);
+    bannedBy.get(b).push(n.name);
+  }
+  $("nodes").innerHTML = tree.nodes.map((n) => {
+    const by = bannedBy.get(n.name) || [];
+    const byz = n.byzantine ? ` <span class="byzantine" title="--byzantine ${esc(n.byzantine)}">byzantine: ${esc(n.byzantine)}</span>` : "";
+    const ban = by.length ? ` <span class="banned">banned by ${by.map(esc).join(", ")}</span>` : "";
+    return `<span class="node ${n.up ? "up" : "down"}" data-node="${esc(n.name)}"` +
+      ` data-banned-by="${by.map(esc).join(" ")}"${n.byzantine ? ` data-byzantine="${esc(n.byzantine)}"` : ""}>${esc(n.name)} ` +
+      `h=${n.height ?? "?"} ${short(n.tip)} <span class="${n.live ? "live" : "polling"}">${n.up ? (n.live ? "●" : "◌") : "down"}</span>${byz}${ban}</span>`;
+  }).join("");
 }
 
 // Rows, newest first: either one height (all its blocks) or one folded run.
@@ -282,7 +291,7 @@ function connect() {
   events = new EventSource("/api/events");
   events.onopen = () => { showLive(); refresh(); };
   events.onerror = () => { $("connection").textContent = "reconnecting…"; $("connection").className = "connection bad"; };
-  for (const name of ["tip", "block", "node", "mempool"]) events.addEventListener(name, refresh);
+  for (const name of ["tip", "block", "node", "mempool", "bans"]) events.addEventListener(name, refresh);
 }
 
 // `/?from=H` opens the page at that height.

@@ -99,6 +99,16 @@ pub trait NodeSource: Send + Sync + 'static {
     fn confirmations(&self, hash: &str) -> Result<u32, SourceError>;
     /// The txids in its mempool.
     fn mempool(&self) -> Result<Vec<String>, SourceError>;
+    /// The peer ids in its ban list (`listbanned`), sorted.
+    fn banned(&self) -> Result<Vec<String>, SourceError>;
+    /// Its own peer id, when the source knows it (`devnet.json`).
+    fn peer_id(&self) -> Option<&str> {
+        None
+    }
+    /// Its Byzantine modes, when it runs with `--byzantine` and the source knows it.
+    fn byzantine(&self) -> Option<&str> {
+        None
+    }
     /// A transaction it holds (mempool or chain); `None` when unknown.
     fn tx(&self, txid: &str) -> Result<Option<TxSpends>, SourceError>;
     /// Where its server-sent events are: `(HOST:PORT, Authorization header)`; `None` when
@@ -119,6 +129,9 @@ pub struct RpcSource {
     no_tree_method: AtomicBool,
     /// Immutable facts read by the fallback walk: hash → (parent, height, time, txs).
     headers: Mutex<HashMap<String, (String, u32, u64, usize)>>,
+    /// Its peer id and Byzantine modes, as `devnet.json` lists them.
+    peer_id: Option<String>,
+    byzantine: Option<String>,
 }
 
 /// The JSON-RPC code of "block / tx not found" (Bitcoin Core's RPC_INVALID_ADDRESS_OR_KEY).
@@ -135,6 +148,17 @@ impl RpcSource {
             late: Mutex::new(None),
             no_tree_method: AtomicBool::new(false),
             headers: Mutex::new(HashMap::new()),
+            peer_id: None,
+            byzantine: None,
+        }
+    }
+
+    /// A source for a node of `devnet.json`, knowing its peer id and Byzantine modes.
+    pub fn for_devnet_node(node: &cairn_rpc::DevnetNode) -> RpcSource {
+        RpcSource {
+            peer_id: Some(node.peer_id.clone()),
+            byzantine: node.byzantine.clone(),
+            ..RpcSource::for_node(&node.name, &node.rpc_url, &node.cookie_file)
         }
     }
 
@@ -386,6 +410,24 @@ impl NodeSource for RpcSource {
         self.client()?
             .call_as("getrawmempool", json!([false]))
             .map_err(|e| self.err(e))
+    }
+
+    fn banned(&self) -> Result<Vec<String>, SourceError> {
+        let bans: Vec<cairn_rpc::types::BanEntry> = self
+            .client()?
+            .call_as("listbanned", json!([]))
+            .map_err(|e| self.err(e))?;
+        let mut ids: Vec<String> = bans.into_iter().map(|b| b.peer_id).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn peer_id(&self) -> Option<&str> {
+        self.peer_id.as_deref()
+    }
+
+    fn byzantine(&self) -> Option<&str> {
+        self.byzantine.as_deref()
     }
 
     fn tx(&self, txid: &str) -> Result<Option<TxSpends>, SourceError> {
