@@ -1,6 +1,7 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
 mod byzantine;
+mod corpus;
 mod experiment;
 mod harness;
 mod hashrate;
@@ -9,6 +10,7 @@ mod node;
 mod observe;
 mod p2p;
 mod scenario;
+mod test_peer;
 mod testnet;
 mod utxo_scan;
 mod view;
