@@ -20,6 +20,7 @@
 //! | bad bits: a target other than the required one | gossiped block | `bad-diffbits` | banned |
 //! | huge length prefix inside a gossip payload (a tx count of 2^40) | two gossiped payloads | `malformed message: undecodable block` | banned at the second (50 points each) |
 //! | huge length prefix on the sync stream (a frame claiming 4 GiB) | two raw sync frames | `malformed message: frame of 4294967295 bytes exceeds the 16384-byte limit` | banned at the second |
+//! | huge length prefix in a sync response (the answer to the node's status request claims 4 GiB) | raw answer | `malformed message: IO error on outbound stream: frame of 4294967295 bytes exceeds the 6356992-byte limit` | scored 50 (not banned for one answer) |
 //! | oversized message on the sync stream (a real frame above the request limit) | two raw sync frames | `malformed message: frame of 20000 bytes exceeds the 16384-byte limit` | banned at the second |
 //! | oversized block (above `max_block_size`, within gossipsub's limit) | gossiped block | `bad-blk-length` | banned |
 //!
@@ -130,6 +131,8 @@ enum Delivery {
     Gossip(Vec<Vec<u8>>),
     /// Raw frames written on sync streams.
     Frames(Vec<Vec<u8>>),
+    /// Raw bytes written as the answer to the node's own sync requests (its status first).
+    Answer(Vec<u8>),
 }
 
 /// What the victim must do to the sender.
@@ -139,6 +142,9 @@ enum Sentence {
     Banned,
     /// Not banned, not scored; the reason is logged.
     Spared,
+    /// Scored for the offense (the reason is logged) and, short of the ban threshold,
+    /// not banned.
+    Scored,
 }
 
 struct Case {
@@ -202,6 +208,17 @@ fn deliver(rt: &tokio::runtime::Runtime, victim: &Node, case: &Case) -> Duration
                 }
                 (id, sent.elapsed())
             }
+            Delivery::Answer(bytes) => {
+                let mut peer = RawPeer::answering(bytes.clone());
+                peer.send_frames(victim, vec![]).await;
+                let sent = Instant::now();
+                while !victim.log()[log_before..].contains(case.reason)
+                    && sent.elapsed() < Duration::from_secs(15)
+                {
+                    peer.pump(Duration::from_millis(10)).await;
+                }
+                (peer.id(), sent.elapsed())
+            }
         }
     });
     let reason = ban_reason(victim, &sender);
@@ -216,16 +233,19 @@ fn deliver(rt: &tokio::runtime::Runtime, victim: &Node, case: &Case) -> Duration
                 case.reason
             );
         }
-        Sentence::Spared => {
+        Sentence::Spared | Sentence::Scored => {
             assert_eq!(reason, None, "{}: sender banned", case.name);
             let log = victim.log();
-            assert!(
-                log[log_before..].contains(case.reason),
-                "{}: {:?} not logged\n{}",
-                case.name,
-                case.reason,
-                logs(&[victim])
-            );
+            let line = log[log_before..].lines().find(|l| l.contains(case.reason));
+            let line = line.unwrap_or_else(|| {
+                panic!(
+                    "{}: {:?} not logged\n{}",
+                    case.name,
+                    case.reason,
+                    logs(&[victim])
+                )
+            });
+            eprintln!("  logged: {line}");
         }
     }
     eprintln!(
@@ -361,6 +381,12 @@ fn rule_cases(kit: &mut TestChain, parent: &BlockHash, earlier: &Block) -> Vec<C
             delivery: Delivery::Frames(vec![frame_claiming(u32::MAX, 64); 2]),
             reason: "malformed message: frame of 4294967295 bytes exceeds the 16384-byte limit",
             sentence: Sentence::Banned,
+        },
+        Case {
+            name: "huge length prefix in a sync response (4 GiB)",
+            delivery: Delivery::Answer(frame_claiming(u32::MAX, 64)),
+            reason: "malformed message: IO error on outbound stream: frame of 4294967295 bytes exceeds",
+            sentence: Sentence::Scored,
         },
         Case {
             name: "oversized message on the sync stream",

@@ -284,13 +284,31 @@ impl request_response::Codec for RawCodec {
 /// implementation of the wire format could send.
 pub(crate) struct RawPeer {
     swarm: Swarm<request_response::Behaviour<RawCodec>>,
+    /// Written verbatim as the answer to every request the node sends us.
+    answer: Option<Vec<u8>>,
 }
 
 impl RawPeer {
+    /// A peer that sends frames and answers nothing.
     pub(crate) fn new() -> RawPeer {
+        RawPeer::build(None)
+    }
+
+    /// A peer that answers every request of the node (its status request first) with
+    /// `answer`, written verbatim.
+    pub(crate) fn answering(answer: Vec<u8>) -> RawPeer {
+        RawPeer::build(Some(answer))
+    }
+
+    fn build(answer: Option<Vec<u8>>) -> RawPeer {
+        let support = if answer.is_some() {
+            ProtocolSupport::Full
+        } else {
+            ProtocolSupport::Outbound
+        };
         let behaviour = request_response::Behaviour::with_codec(
             RawCodec,
-            [(protocol::SYNC_PROTOCOL, ProtocolSupport::Outbound)],
+            [(protocol::SYNC_PROTOCOL, support)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
         );
         let swarm = libp2p::SwarmBuilder::with_new_identity()
@@ -305,7 +323,7 @@ impl RawPeer {
             .expect("raw behaviour")
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
             .build();
-        RawPeer { swarm }
+        RawPeer { swarm, answer }
     }
 
     pub(crate) fn id(&self) -> String {
@@ -324,8 +342,12 @@ impl RawPeer {
                 "the raw peer did not connect\n{}",
                 node.log()
             );
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.swarm.select_next_some())
-                .await;
+            let event =
+                tokio::time::timeout(Duration::from_millis(100), self.swarm.select_next_some())
+                    .await;
+            if let Ok(event) = event {
+                self.on_event(event);
+            }
         }
         for (i, frame) in frames.into_iter().enumerate() {
             if i > 0 {
@@ -335,13 +357,27 @@ impl RawPeer {
         }
     }
 
+    fn on_event(&mut self, event: SwarmEvent<request_response::Event<Vec<u8>, Vec<u8>>>) {
+        let (Some(answer), SwarmEvent::Behaviour(request_response::Event::Message { message, .. })) =
+            (&self.answer, event)
+        else {
+            return;
+        };
+        if let request_response::Message::Request { channel, .. } = message {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .send_response(channel, answer.clone());
+        }
+    }
+
     /// Runs the swarm for `duration`.
     pub(crate) async fn pump(&mut self, duration: Duration) {
         let deadline = tokio::time::sleep(duration);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                _ = self.swarm.select_next_some() => {}
+                event = self.swarm.select_next_some() => self.on_event(event),
                 _ = &mut deadline => return,
             }
         }
