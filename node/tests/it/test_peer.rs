@@ -15,6 +15,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub};
+use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ pub(crate) enum Answers {
     Branch {
         work: Work,
         headers: Vec<BlockHeader>,
+        /// Position of each header by hash (see [`Answers::branch`]).
+        index: HashMap<BlockHash, usize>,
     },
     /// Status answered; every other request held until it times out.
     Silent,
@@ -55,11 +58,31 @@ pub(crate) enum Answers {
     Mute,
 }
 
+impl Answers {
+    /// [`Answers::Branch`] serving `headers`.
+    pub(crate) fn branch(work: Work, headers: Vec<BlockHeader>) -> Answers {
+        let index = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.block_hash(), i))
+            .collect();
+        Answers::Branch {
+            work,
+            headers,
+            index,
+        }
+    }
+}
+
 /// The page of `headers` an honest server of that branch sends for `locator`.
-fn page_after(headers: &[BlockHeader], locator: &[BlockHash]) -> Vec<BlockHeader> {
+fn page_after(
+    headers: &[BlockHeader],
+    index: &HashMap<BlockHash, usize>,
+    locator: &[BlockHash],
+) -> Vec<BlockHeader> {
     let start = locator
         .iter()
-        .find_map(|hash| headers.iter().position(|h| h.block_hash() == *hash))
+        .find_map(|hash| index.get(hash))
         .map_or(0, |i| i + 1);
     headers[start..]
         .iter()
@@ -109,8 +132,8 @@ impl TestPeer {
                 self.headers_served += 1;
                 SyncResponse::Headers(headers.clone())
             }
-            (Answers::Branch { headers, .. }, SyncRequest::GetHeaders { locator, .. }) => {
-                let page = page_after(headers, &locator);
+            (Answers::Branch { headers, index, .. }, SyncRequest::GetHeaders { locator, .. }) => {
+                let page = page_after(headers, index, &locator);
                 self.headers_served += 1;
                 SyncResponse::Headers(page)
             }
