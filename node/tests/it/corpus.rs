@@ -23,9 +23,7 @@
 //! | huge length prefix in a sync response (the answer to the node's status request claims 4 GiB) | raw answer | `malformed message: IO error on outbound stream: frame of 4294967295 bytes exceeds the 6356992-byte limit` | scored 50 (not banned for one answer) |
 //! | oversized message on the sync stream (a real frame above the request limit) | two raw sync frames | `malformed message: frame of 20000 bytes exceeds the 16384-byte limit` | banned at the second |
 //! | oversized block (above `max_block_size`, within gossipsub's limit) | gossiped block | `bad-blk-length` | banned |
-//!
-//! A gossip message above gossipsub's own `max_transmit_size` never reaches the node: the
-//! sender's gossipsub refuses to publish it and the receiver's drops the frame unread.
+//! | gossip message above gossipsub's `max_transmit_size` (from a peer whose gossipsub allows it) | gossiped frame | none: the receiver's gossipsub drops the frame unread (a debug line in libp2p) | unseen, so unpunished; nothing stored |
 
 use crate::byzantine::{
     assert_honest_record, ban_reason, connected, converge, height, logs, p2p, peer_entry, runtime,
@@ -130,6 +128,9 @@ fn unix_now() -> u64 {
 enum Delivery {
     /// Payloads published on the blocks topic, one after another.
     Gossip(Vec<Vec<u8>>),
+    /// A payload published on the blocks topic by a peer whose gossipsub sends frames the
+    /// node's gossipsub does not accept.
+    OversizedGossip(Vec<u8>),
     /// Raw frames written on sync streams.
     Frames(Vec<Vec<u8>>),
     /// Raw bytes written as the answer to the node's own sync requests (its status first).
@@ -146,6 +147,9 @@ enum Sentence {
     /// Scored for the offense (the reason is logged) and, short of the ban threshold,
     /// not banned.
     Scored,
+    /// Never seen by the node: gossipsub dropped the frame unread, so there is nothing to
+    /// judge, store or punish.
+    Unseen,
 }
 
 struct Case {
@@ -215,6 +219,15 @@ fn deliver(rt: &tokio::runtime::Runtime, victim: &Node, case: &Case) -> Duration
                 }
                 (id, sent.elapsed())
             }
+            Delivery::OversizedGossip(payload) => {
+                let mut peer = TestPeer::with_transmit_limit(Answers::Silent, 4 * payload.len());
+                peer.connect(victim).await;
+                let sent = Instant::now();
+                peer.publish_block_bytes(payload.clone())
+                    .unwrap_or_else(|e| panic!("{}: not published: {e}", case.name));
+                peer.pump(Duration::from_secs(1)).await;
+                (peer.id(), sent.elapsed())
+            }
             Delivery::Answer(bytes) => {
                 let mut peer = RawPeer::answering(bytes.clone());
                 peer.send_frames(victim, vec![]).await;
@@ -238,6 +251,26 @@ fn deliver(rt: &tokio::runtime::Runtime, victim: &Node, case: &Case) -> Duration
                 "{}: banned for {reason:?}, expected {:?}",
                 case.name,
                 case.reason
+            );
+        }
+        Sentence::Unseen => {
+            assert_eq!(reason, None, "{}: sender banned", case.name);
+            let block: Block = match &case.delivery {
+                Delivery::OversizedGossip(payload) => encoding::decode(payload).expect("a block"),
+                _ => unreachable!("only oversized gossip goes unseen"),
+            };
+            let hash = block.block_hash().to_string();
+            assert!(
+                victim
+                    .try_rpc("getblock", serde_json::json!([hash, 1]))
+                    .is_err(),
+                "{}: the block was stored",
+                case.name
+            );
+            assert!(
+                !victim.log()[log_before..].contains(&hash),
+                "{}: the node saw the block",
+                case.name
             );
         }
         Sentence::Spared | Sentence::Scored => {
@@ -365,6 +398,17 @@ fn rule_cases(kit: &mut TestChain, parent: &BlockHash, earlier: &Block) -> Vec<C
             delivery: gossip_block(&craft(kit, parent, vec![oversized], recommit_only)),
             reason: "bad-blk-length",
             sentence: Sentence::Banned,
+        },
+        Case {
+            name: "gossip message above gossipsub's max_transmit_size",
+            delivery: Delivery::OversizedGossip(encoding::encode(&craft(
+                kit,
+                parent,
+                vec![ghost(1, vec![pay(1); 40_000])],
+                recommit_only,
+            ))),
+            reason: "",
+            sentence: Sentence::Unseen,
         },
         Case {
             name: "huge length prefix inside a gossip payload",

@@ -114,6 +114,46 @@ impl TestPeer {
         }
     }
 
+    /// A test peer whose gossipsub sends frames of up to `max_transmit` bytes, above what
+    /// the node's gossipsub accepts.
+    pub(crate) fn with_transmit_limit(answers: Answers, max_transmit: usize) -> TestPeer {
+        let key = Keypair::generate_ed25519();
+        let params = regtest();
+        let mut behaviour = Behaviour::new(&key, &params, false).expect("test behaviour");
+        let config = behaviour::gossipsub_config(&params).expect("gossipsub config");
+        let config = gossipsub::ConfigBuilder::from(config)
+            .max_transmit_size(max_transmit)
+            .build()
+            .expect("gossipsub config");
+        let mut gossip =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+                .expect("gossipsub");
+        let topics = Topics::new(&params.network_id);
+        for topic in [&topics.blocks, &topics.txs] {
+            gossip.subscribe(topic).expect("subscribed");
+        }
+        behaviour.gossipsub = gossip;
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default(),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .expect("tcp transport")
+            .with_behaviour(|_| behaviour)
+            .expect("test behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+            .build();
+        TestPeer {
+            swarm,
+            answers,
+            held: Vec::new(),
+            tally: (0, 0, 0),
+            headers_served: 0,
+        }
+    }
+
     pub(crate) fn id(&self) -> String {
         self.swarm.local_peer_id().to_base58()
     }
