@@ -5,6 +5,7 @@ mod corpus;
 mod experiment;
 mod harness;
 mod hashrate;
+mod header_spam;
 mod links;
 mod node;
 mod observe;
