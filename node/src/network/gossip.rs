@@ -228,6 +228,9 @@ impl Validator {
                     Ok(Imported::HeaderInvalid(e)) => {
                         (verdict.acceptance, verdict.offense) = classify_block_error(&e);
                         verdict.summary = format!("block {hash}: {e}");
+                        if verdict.offense.is_none() {
+                            log_unblamed(&source, &e);
+                        }
                     }
                     Ok(Imported::Block {
                         outcome,
@@ -242,6 +245,9 @@ impl Validator {
                         }
                         if let ImportOutcome::Invalid(e) = &outcome {
                             verdict.summary = format!("block {hash}: {e}");
+                            if verdict.offense.is_none() {
+                                log_unblamed(&source, e);
+                            }
                         }
                     }
                     Err(e) => {
@@ -277,6 +283,12 @@ impl Validator {
         }
         Some(verdict)
     }
+}
+
+/// A block refused without blaming its sender (a time too far ahead): said at `info`, with
+/// the reject reason, so the refusal is as visible as a ban.
+fn log_unblamed(source: &PeerId, error: &BlockError) {
+    tracing::info!(peer = %source, "gossiped block not accepted (no offense): {} ({error})", error.reject_reason());
 }
 
 /// What became of a gossiped block.

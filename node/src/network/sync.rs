@@ -268,11 +268,19 @@ pub async fn sync_from(
             return Ok(imported);
         }
         let full = headers.len() == MAX_HEADERS_PER_RESPONSE;
+        // The locator led with the last header the peer sent: a page that does not follow it
+        // starts the branch over. Going round again would let a peer that repeats one page
+        // keep sync (and the chain thread's header checks) busy forever.
         if pending
             .last()
             .is_some_and(|last| headers[0].prev_blockhash != last.block_hash())
         {
-            pending.clear();
+            return Err(bad_response(
+                net,
+                peer,
+                "headers that do not continue the branch it was sending".into(),
+            )
+            .await);
         }
         pending.extend(headers);
         let batch = std::mem::take(&mut pending);

@@ -6,18 +6,14 @@
 //! attacker is (where the attack is an offense), and RPC answers throughout.
 
 use crate::harness::{Node, NodeOpts, hex_of, regtest, spend, wait_until};
+use crate::test_peer::{Answers, TestPeer};
 use cairn_core::params::dev_secret_key;
 use cairn_core::testkit::{TestChain, mine};
 use cairn_core::{
     Amount, Block, BlockHash, OutPoint, Transaction, TxIn, TxOut, Txid, Work, encoding,
 };
-use cairn_node::network::behaviour::{self, Behaviour, BehaviourEvent};
-use cairn_node::network::protocol::{self, Status, SyncRequest, SyncResponse, Topics};
-use futures::StreamExt;
-use libp2p::identity::Keypair;
-use libp2p::request_response::{self, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub};
+use cairn_node::network::protocol::SyncRequest;
+use libp2p::{Multiaddr, PeerId};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -25,46 +21,46 @@ const CONVERGE: Duration = Duration::from_secs(60);
 
 // ----- reading the nodes ------------------------------------------------------------------
 
-fn p2p(node: &Node) -> String {
+pub(crate) fn p2p(node: &Node) -> String {
     node.p2p.clone().expect("the node listens for peers")
 }
 
-fn tip(node: &Node) -> String {
+pub(crate) fn tip(node: &Node) -> String {
     node.rpc("getbestblockhash", json!([]))
         .as_str()
         .expect("hash")
         .to_owned()
 }
 
-fn height(node: &Node) -> u64 {
+pub(crate) fn height(node: &Node) -> u64 {
     node.rpc("getblockcount", json!([]))
         .as_u64()
         .expect("height")
 }
 
-fn peers_of(node: &Node) -> Vec<Value> {
+pub(crate) fn peers_of(node: &Node) -> Vec<Value> {
     node.rpc("getpeerinfo", json!([]))
         .as_array()
         .expect("getpeerinfo is an array")
         .clone()
 }
 
-fn peer_entry(node: &Node, peer: &str) -> Option<Value> {
+pub(crate) fn peer_entry(node: &Node, peer: &str) -> Option<Value> {
     peers_of(node).into_iter().find(|p| p["peer_id"] == peer)
 }
 
-fn connected(node: &Node, other: &Node) -> bool {
+pub(crate) fn connected(node: &Node, other: &Node) -> bool {
     peer_entry(node, &other.peer_id).is_some()
 }
 
-fn banned(node: &Node) -> Vec<Value> {
+pub(crate) fn banned(node: &Node) -> Vec<Value> {
     node.rpc("listbanned", json!([]))
         .as_array()
         .expect("listbanned is an array")
         .clone()
 }
 
-fn ban_reason(node: &Node, peer: &str) -> Option<String> {
+pub(crate) fn ban_reason(node: &Node, peer: &str) -> Option<String> {
     banned(node)
         .into_iter()
         .find(|b| b["peer_id"] == peer)
@@ -76,7 +72,7 @@ fn mempool(node: &Node) -> Vec<String> {
 }
 
 /// The tips `getchaintips` reports as `invalid`.
-fn invalid_tips(node: &Node) -> Vec<String> {
+pub(crate) fn invalid_tips(node: &Node) -> Vec<String> {
     node.rpc("getchaintips", json!([]))
         .as_array()
         .expect("getchaintips is an array")
@@ -86,7 +82,7 @@ fn invalid_tips(node: &Node) -> Vec<String> {
         .collect()
 }
 
-fn all_tips(node: &Node) -> Vec<String> {
+pub(crate) fn all_tips(node: &Node) -> Vec<String> {
     node.rpc("getchaintips", json!([]))
         .as_array()
         .expect("getchaintips is an array")
@@ -95,7 +91,7 @@ fn all_tips(node: &Node) -> Vec<String> {
         .collect()
 }
 
-fn logs(nodes: &[&Node]) -> String {
+pub(crate) fn logs(nodes: &[&Node]) -> String {
     nodes
         .iter()
         .map(|n| {
@@ -108,7 +104,7 @@ fn logs(nodes: &[&Node]) -> String {
         .join("\n")
 }
 
-fn wait_connected(a: &Node, b: &Node) {
+pub(crate) fn wait_connected(a: &Node, b: &Node) {
     assert!(
         wait_until(CONVERGE, || connected(a, b) && connected(b, a)),
         "{} and {} did not connect\n{}",
@@ -119,7 +115,7 @@ fn wait_connected(a: &Node, b: &Node) {
 }
 
 /// Waits until every node has the same tip; returns it.
-fn converge(nodes: &[&Node]) -> String {
+pub(crate) fn converge(nodes: &[&Node]) -> String {
     let ok = wait_until(CONVERGE, || {
         let tips: Vec<String> = nodes.iter().map(|n| tip(n)).collect();
         tips.windows(2).all(|w| w[0] == w[1])
@@ -130,7 +126,11 @@ fn converge(nodes: &[&Node]) -> String {
 
 /// What every test asserts of an honest victim: no honest block invalid (only the
 /// `attacker_blocks` may be), no honest peer banned.
-fn assert_honest_record(victim: &Node, honest_peers: &[&Node], attacker_blocks: &[String]) {
+pub(crate) fn assert_honest_record(
+    victim: &Node,
+    honest_peers: &[&Node],
+    attacker_blocks: &[String],
+) {
     for hash in invalid_tips(victim) {
         assert!(
             attacker_blocks.contains(&hash),
@@ -149,178 +149,9 @@ fn assert_honest_record(victim: &Node, honest_peers: &[&Node], attacker_blocks: 
     }
 }
 
-fn submit(node: &Node, block: &Block) {
+pub(crate) fn submit(node: &Node, block: &Block) {
     let answer = node.rpc("submitblock", json!([hex::encode(encoding::encode(block))]));
     assert!(answer.is_null(), "submitblock: {answer}");
-}
-
-// ----- test peers ---------------------------------------------------------------------------
-
-/// The status an honest peer with `work` on genesis would send.
-fn status_with(work: Work) -> Status {
-    let params = regtest();
-    Status {
-        protocol_version: protocol::PROTOCOL_VERSION,
-        network_id: params.network_id.clone(),
-        genesis_hash: params.genesis_hash,
-        params_hash: params.params_hash,
-        best_hash: params.genesis_hash,
-        best_height: 0,
-        chainwork: work,
-        user_agent: "cairn-test-peer".into(),
-    }
-}
-
-/// How a test peer answers the node's sync requests.
-#[derive(Clone)]
-enum Answers {
-    /// Status with this work; headers requests get these headers; blocks requests are
-    /// dropped unanswered.
-    Honest {
-        work: Work,
-        headers: Vec<cairn_core::BlockHeader>,
-    },
-    /// Status answered; every other request held until it times out.
-    Silent,
-    /// Nothing answered, not even the status (a peer that never completes the handshake).
-    Mute,
-}
-
-/// A test peer: its swarm, how it answers, the requests it holds.
-struct TestPeer {
-    swarm: Swarm<Behaviour>,
-    answers: Answers,
-    held: Vec<ResponseChannel<SyncResponse>>,
-    /// Answers to its own requests: (blocks, refused, failed).
-    tally: (usize, usize, usize),
-}
-
-impl TestPeer {
-    fn new(answers: Answers) -> TestPeer {
-        TestPeer {
-            swarm: behaviour::build_swarm(Keypair::generate_ed25519(), &regtest(), false)
-                .expect("test swarm"),
-            answers,
-            held: Vec::new(),
-            tally: (0, 0, 0),
-        }
-    }
-
-    fn id(&self) -> String {
-        self.swarm.local_peer_id().to_base58()
-    }
-
-    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        use request_response::{Event, Message};
-        let SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) = event else {
-            return;
-        };
-        match event {
-            Event::Message {
-                message:
-                    Message::Request {
-                        request: Ok(request),
-                        channel,
-                        ..
-                    },
-                ..
-            } => {
-                let response = match (&self.answers, request) {
-                    (Answers::Mute, _) => {
-                        self.held.push(channel);
-                        return;
-                    }
-                    (Answers::Honest { work, .. }, SyncRequest::Status(_)) => {
-                        SyncResponse::Status(status_with(*work))
-                    }
-                    (Answers::Silent, SyncRequest::Status(_)) => {
-                        SyncResponse::Status(status_with(Work::ZERO))
-                    }
-                    (Answers::Honest { headers, .. }, SyncRequest::GetHeaders { .. }) => {
-                        SyncResponse::Headers(headers.clone())
-                    }
-                    _ => {
-                        self.held.push(channel);
-                        return;
-                    }
-                };
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, response);
-            }
-            Event::Message {
-                message: Message::Response { response, .. },
-                ..
-            } => match response {
-                SyncResponse::Blocks(_) => self.tally.0 += 1,
-                SyncResponse::Refused(_) => self.tally.1 += 1,
-                _ => {}
-            },
-            Event::OutboundFailure { .. } => self.tally.2 += 1,
-            _ => {}
-        }
-    }
-
-    /// Runs the swarm for `duration`.
-    async fn pump(&mut self, duration: Duration) {
-        let deadline = tokio::time::sleep(duration);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                event = self.swarm.select_next_some() => self.on_event(event),
-                _ = &mut deadline => return,
-            }
-        }
-    }
-
-    /// Dials `node` and runs until it subscribed us to the blocks topic and the handshake
-    /// had time to complete.
-    async fn connect(&mut self, node: &Node) {
-        self.swarm
-            .dial(p2p(node).parse::<Multiaddr>().unwrap())
-            .expect("dial");
-        let node_id: PeerId = node.peer_id.parse().unwrap();
-        let blocks = Topics::new(&regtest().network_id).blocks.hash();
-        let started = Instant::now();
-        loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the node did not subscribe the test peer\n{}",
-                node.log()
-            );
-            let event =
-                tokio::time::timeout(Duration::from_millis(100), self.swarm.select_next_some())
-                    .await;
-            let Ok(event) = event else { continue };
-            let subscribed = matches!(&event, SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
-                if *peer_id == node_id && *topic == blocks);
-            self.on_event(event);
-            if subscribed {
-                break;
-            }
-        }
-        self.pump(Duration::from_millis(500)).await;
-    }
-
-    fn publish_block(&mut self, block: &Block) {
-        let topic = Topics::new(&regtest().network_id).blocks;
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, encoding::encode(block))
-            .expect("published");
-    }
-
-    fn publish_tx(&mut self, tx: &Transaction) -> bool {
-        let topic = Topics::new(&regtest().network_id).txs;
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, encoding::encode(tx))
-            .is_ok()
-    }
 }
 
 // ----- blocks -----------------------------------------------------------------------------
@@ -386,7 +217,7 @@ fn block_on_header(kit: &mut TestChain, parent: &BlockHash) -> Block {
     mine(template, kit.params())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("tokio runtime")
 }
 

@@ -1,14 +1,17 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
 mod byzantine;
+mod corpus;
 mod experiment;
 mod harness;
 mod hashrate;
+mod header_spam;
 mod links;
 mod node;
 mod observe;
 mod p2p;
 mod scenario;
+mod test_peer;
 mod testnet;
 mod utxo_scan;
 mod view;
