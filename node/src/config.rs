@@ -80,6 +80,9 @@ pub struct NodeArgs {
     /// Mining policy: honest announces every block, selfish withholds them (Eyal–Sirer) [default: honest]
     #[arg(long, value_enum)]
     pub strategy: Option<StrategyKind>,
+    /// Rebuild the block index, UTXO set and tip from the stored block bodies, then serve
+    #[arg(long)]
+    pub reindex: bool,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -102,6 +105,7 @@ struct FileConfig {
     max_inbound: Option<u32>,
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
+    reindex: Option<bool>,
 }
 
 /// `hashrate` in `cairn.toml`: `hashrate = "250k"` or `hashrate = 250000`.
@@ -152,6 +156,8 @@ pub struct NodeConfig {
     pub limits: crate::network::PeerLimits,
     /// Mining policy.
     pub strategy: StrategyKind,
+    /// Rebuild the chain store from its block bodies before serving (`--reindex`).
+    pub reindex: bool,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -256,6 +262,7 @@ impl NodeConfig {
                 args.max_inbound_per_ip.or(file.max_inbound_per_ip),
             ),
             strategy: args.strategy.or(file.strategy).unwrap_or_default(),
+            reindex: args.reindex || file.reindex.unwrap_or(false),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
 mod byzantine;
+mod corruption;
 mod experiment;
 mod harness;
 mod hashrate;
@@ -10,6 +11,7 @@ mod observe;
 mod p2p;
 mod scenario;
 mod testnet;
+mod torture;
 mod utxo_scan;
 mod view;
 mod wallet;
