@@ -65,7 +65,7 @@ fn sst_files(node: &Node, cf: &str) -> Vec<PathBuf> {
         .filter(|f| f.column_family_name == cf)
         .map(|f| (f.size, path.join(f.name.trim_start_matches('/'))))
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     assert!(!files.is_empty(), "no SST file of `{cf}`");
     files.into_iter().map(|(_, p)| p).collect()
 }

@@ -55,6 +55,11 @@ impl Replica {
     /// Feeds the replica the blocks of `node`'s active chain it lacks, oldest first.
     pub fn follow(&mut self, node: &Node) -> Result<(), String> {
         let tip = parse_hash(&node.rpc("getbestblockhash", json!([])))?;
+        self.follow_to(node, tip)
+    }
+
+    /// Feeds the replica the ancestry of `tip` (a block of `node`) it lacks, oldest first.
+    pub fn follow_to(&mut self, node: &Node, tip: BlockHash) -> Result<(), String> {
         let mut missing = Vec::new();
         let mut cursor = tip;
         while self.chain.entry(&cursor).is_none_or(|e| !e.has_data) {
@@ -152,17 +157,20 @@ pub fn scheduled_supply(params: &ChainParams, height: u32) -> u64 {
 }
 
 /// `gettxoutsetinfo` against the replica and the subsidy schedule; the replica is brought
-/// up to the node's tip first.
+/// up to the block the answer is for first (a syncing node moves on meanwhile).
 pub fn check_utxo_set(node: &Node, replica: &mut Replica) -> Vec<String> {
     let mut bad = Vec::new();
-    if let Err(e) = replica.follow(node) {
+    let info = node.rpc("gettxoutsetinfo", json!([]));
+    let tip = match parse_hash(&info["bestblock"]) {
+        Ok(tip) => tip,
+        Err(e) => return vec![format!("gettxoutsetinfo {info}: {e}")],
+    };
+    if let Err(e) = replica.follow_to(node, tip) {
         return vec![e];
     }
-    let info = node.rpc("gettxoutsetinfo", json!([]));
-    let tip = node.rpc("getbestblockhash", json!([]));
-    if tip.as_str() != Some(replica.tip().to_string().as_str()) {
+    if replica.tip() != tip {
         bad.push(format!(
-            "the replay of the node's active chain ends at {}, the node's tip is {tip}",
+            "the replay of the node's active chain ends at {}, the node's tip was {tip}",
             replica.tip()
         ));
     }
@@ -216,6 +224,21 @@ impl Wallet {
             ));
         }
         serde_json::from_slice(&out.stdout).map_err(|e| format!("cairn wallet {args:?}: {e}"))
+    }
+
+    /// Submits again the wallet's last payments, as its user would after the node lost its
+    /// mempool: the wallet holds back coins its recent payments spend, so a lost payment
+    /// would stop the payments flowing for ten minutes.
+    fn rebroadcast(&self, node: &Node) {
+        let Ok(history) = self.run(node.datadir(), &["history"]) else {
+            return;
+        };
+        let sent = history["sent"].as_array().cloned().unwrap_or_default();
+        for record in sent.iter().rev().take(8).rev() {
+            if let Some(hex) = record["hex"].as_str() {
+                let _ = node.try_rpc("sendrawtransaction", json!([hex]));
+            }
+        }
     }
 
     /// The wallet opens, and what it holds on chain equals the replay's coins at its keys.
@@ -344,10 +367,11 @@ fn spawn_worker(
                 for _ in 0..rng.random_range(0..3) {
                     let amount = rng.random_range(10_000..200_000u64).to_string();
                     let args = ["send", "--to", &payee, "--amount", &amount, "--fee", "1000"];
-                    if wallet.run(&datadir, &args).is_err()
-                        && rpc.call("getblockcount", json!([])).is_err()
-                    {
-                        return;
+                    if let Err(e) = wallet.run(&datadir, &args) {
+                        if rpc.call("getblockcount", json!([])).is_err() {
+                            return;
+                        }
+                        eprintln!("torture: payment refused while the node runs: {e}");
                     }
                 }
                 if !generate(rng.random_range(1..4)) {
@@ -428,6 +452,16 @@ struct Tally {
     kills: usize,
     survived: usize,
     mismatches: Vec<String>,
+    /// Rounds by the work the kill interrupted.
+    rounds: std::collections::BTreeMap<&'static str, usize>,
+    /// Reorg rounds whose branch was active after the restart.
+    reorgs_applied: usize,
+    /// Height of the mining node at the end.
+    height: u32,
+    /// Payments confirmed on its chain at the end.
+    payments: usize,
+    /// Kills of the syncing node while it was behind the source.
+    mid_sync: usize,
 }
 
 /// Kills the mining node `kills` times; returns the node (alive) and its replica.
@@ -445,17 +479,29 @@ fn torture_miner(rng: &mut StdRng, kills: usize, tally: &mut Tally) -> (Node, Re
         branch: Vec::new(),
     };
     for round in 0..kills {
-        let (work, delay_ms, kind) = match rng.random_range(0..10) {
-            0..=5 => (Work::MineAndPay, rng.random_range(20..1500), "mine+pay"),
+        let (work, delay_us, kind) = match rng.random_range(0..10) {
+            0..=5 => (
+                Work::MineAndPay,
+                rng.random_range(20_000..1_500_000),
+                "mine+pay",
+            ),
             6..=8 => {
-                let branch = competing_branch(&replica, rng);
-                let delay = rng.random_range(0..40 * branch.len() as u64 + 20);
+                // Every block but the last only ties the active chain: stored as a side
+                // chain. The last makes the branch heavier and starts the reorg, which the
+                // kill is aimed at.
+                let mut branch = competing_branch(&replica, rng);
                 acked.branch = branch.iter().map(|b| b.block_hash().to_string()).collect();
-                (Work::Reorg(branch), delay, "reorg")
+                let decisive = branch.pop().expect("a branch has blocks");
+                for block in &branch {
+                    node.rpc("submitblock", json!([hex::encode(encode(block))]));
+                }
+                // The decisive `submitblock` takes a few milliseconds end to end.
+                let delay_us = rng.random_range(0..8_000);
+                (Work::Reorg(vec![decisive]), delay_us, "reorg")
             }
             _ => (
                 Work::Burst(rng.random_range(20..60)),
-                rng.random_range(0..800),
+                rng.random_range(0..800_000),
                 "burst",
             ),
         };
@@ -470,7 +516,7 @@ fn torture_miner(rng: &mut StdRng, kills: usize, tally: &mut Tally) -> (Node, Re
             rng.random(),
             acked_by_worker.clone(),
         );
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        std::thread::sleep(Duration::from_micros(delay_us));
         node.kill();
         tally.kills += 1;
         let _ = worker.join();
@@ -479,9 +525,13 @@ fn torture_miner(rng: &mut StdRng, kills: usize, tally: &mut Tally) -> (Node, Re
         }
         node.relaunch_with(&[]);
         tally.survived += 1;
+        *tally.rounds.entry(kind).or_default() += 1;
+        if acked.branch.last().is_some_and(|b| is_active(&node, b)) {
+            tally.reorgs_applied += 1;
+        }
         let bad = check_restart(&node, &mut replica, &acked, Some(&wallet));
         for b in &bad {
-            eprintln!("torture round {round} ({kind}, kill after {delay_ms} ms): MISMATCH {b}");
+            eprintln!("torture round {round} ({kind}, kill after {delay_us} µs): MISMATCH {b}");
         }
         tally.mismatches.extend(bad);
         acked.tip = Some(
@@ -490,9 +540,21 @@ fn torture_miner(rng: &mut StdRng, kills: usize, tally: &mut Tally) -> (Node, Re
                 .unwrap()
                 .to_owned(),
         );
+        wallet.rebroadcast(&node);
     }
     let mut fresh = Replica::new();
     let bad = check_utxo_set(&node, &mut fresh);
+    tally.height = fresh.chain().height();
+    tally.payments = (1..=tally.height)
+        .map(|h| {
+            let hash = fresh.chain().hash_at(h).expect("active height");
+            fresh
+                .chain()
+                .block(&hash)
+                .unwrap()
+                .map_or(0, |b| b.txs.len() - 1)
+        })
+        .sum();
     tally
         .mismatches
         .extend(bad.into_iter().map(|b| format!("final fresh replay: {b}")));
@@ -508,9 +570,9 @@ fn torture_sync(source: &Node, rng: &mut StdRng, kills: usize, tally: &mut Tally
     let mut replica = Replica::new();
     let mut acked = Acknowledged::default();
     for round in 0..kills {
-        source.generate(rng.random_range(30..80));
+        source.generate(rng.random_range(100..250));
         // The syncer is mid-sync now: the source announces what it just mined.
-        let delay_ms = rng.random_range(0..1200);
+        let delay_ms = rng.random_range(0..300);
         let deadline = Instant::now() + Duration::from_millis(delay_ms);
         while Instant::now() < deadline {
             if let Ok(tip) = syncer.try_rpc("getbestblockhash", json!([])) {
@@ -518,7 +580,9 @@ fn torture_sync(source: &Node, rng: &mut StdRng, kills: usize, tally: &mut Tally
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let behind = acked.tip.as_deref() != source.rpc("getbestblockhash", json!([])).as_str();
         node_kill(&mut syncer, tally);
+        tally.mid_sync += usize::from(behind);
         syncer.relaunch_with(&[]);
         tally.survived += 1;
         let mut bad = check_restart(&syncer, &mut replica, &acked, None);
@@ -560,11 +624,18 @@ fn run(kills_miner: usize, kills_sync: usize) {
     let (source, _replica) = torture_miner(&mut rng, kills_miner, &mut tally);
     torture_sync(&source, &mut rng, kills_sync, &mut tally);
     eprintln!(
-        "torture seed {seed}: {} kills, {} restarts survived, {} mismatches, {:.0} s",
+        "torture seed {seed}: {} kills, {} restarts survived, {} mismatches, {:.0} s; \
+         miner rounds {:?}, {} reorgs applied, final height {}, {} payments confirmed, \
+         {} of the syncing node's kills mid-sync",
         tally.kills,
         tally.survived,
         tally.mismatches.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        tally.rounds,
+        tally.reorgs_applied,
+        tally.height,
+        tally.payments,
+        tally.mid_sync,
     );
     assert!(
         tally.mismatches.is_empty(),
