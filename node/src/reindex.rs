@@ -316,3 +316,129 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::store::BlockReader;
+    use cairn_core::testkit::TestChain;
+
+    /// What a test datadir holds: the datadir, the params, the builder and the 6-block chain.
+    type Forked = (
+        tempfile::TempDir,
+        ChainParams,
+        TestChain,
+        Vec<cairn_core::Block>,
+    );
+
+    /// A datadir whose store holds a 6-block chain and an equal-work 3-block branch off
+    /// height 3, the branch seen first if `branch_first` (then it is the tip).
+    fn forked_datadir_seen(branch_first: bool) -> Forked {
+        let dir = tempfile::tempdir().unwrap();
+        let params = ChainParams::regtest();
+        let mut kit = TestChain::new(params.clone());
+        let main = kit.build_chain(6);
+        let side = kit.build_on(&main[2].block_hash(), 3);
+        let store = RocksStore::open(&dir.path().join(CHAIN_DIR)).unwrap();
+        let mut chain = ChainState::open(params.clone(), store).unwrap();
+        let order: Vec<&cairn_core::Block> = if branch_first {
+            main[..3].iter().chain(&side).chain(&main[3..]).collect()
+        } else {
+            main.iter().chain(&side).collect()
+        };
+        for block in order {
+            chain.accept_block(block.clone(), kit.now()).unwrap();
+        }
+        let tip = if branch_first { &side[2] } else { &main[5] };
+        assert_eq!(chain.tip().hash, tip.block_hash());
+        drop(chain);
+        (dir, params, kit, main)
+    }
+
+    fn forked_datadir() -> Forked {
+        forked_datadir_seen(false)
+    }
+
+    #[test]
+    fn at_equal_work_the_old_tip_stays_whichever_branch_it_was() {
+        let (dir, params, kit, main) = forked_datadir_seen(true);
+        let report = run(dir.path(), &params, kit.now()).unwrap();
+        assert_eq!(report.height, 6);
+        assert_ne!(
+            report.tip,
+            main[5].block_hash(),
+            "the branch seen first stays the tip"
+        );
+        let (dir, params, kit, main) = forked_datadir_seen(false);
+        let report = run(dir.path(), &params, kit.now()).unwrap();
+        assert_eq!(report.tip, main[5].block_hash());
+    }
+
+    #[test]
+    fn the_old_tip_stays_at_equal_work_and_everything_is_accepted_again() {
+        let (dir, params, kit, main) = forked_datadir();
+        let report = run(dir.path(), &params, kit.now()).unwrap();
+        assert_eq!((report.tip, report.height), (main[5].block_hash(), 6));
+        assert_eq!((report.bodies, report.accepted), (10, 9));
+        assert!(report.unrecovered.is_empty(), "{:?}", report.unrecovered);
+        assert!(!report.repaired);
+        assert!(!dir.path().join(STAGING_DIR).exists());
+        assert!(!dir.path().join(DAMAGED_DIR).exists());
+        let store = RocksStore::open(&dir.path().join(CHAIN_DIR)).unwrap();
+        store.check_integrity().unwrap();
+        assert_eq!(store.tip().unwrap(), Some(main[5].block_hash()));
+        assert_eq!(store.load_index().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn bodies_above_a_lost_one_are_logged_with_the_missing_parent() {
+        let (dir, params, kit, main) = forked_datadir();
+        {
+            let db = rocksdb::DB::open_cf(
+                &rocksdb::Options::default(),
+                dir.path().join(CHAIN_DIR),
+                ["default", "index", "blocks", "coins", "undo", "meta"],
+            )
+            .unwrap();
+            db.delete_cf(
+                db.cf_handle("blocks").unwrap(),
+                main[4].block_hash().as_bytes(),
+            )
+            .unwrap();
+        }
+        let report = run(dir.path(), &params, kit.now()).unwrap();
+        // Heights 5 and 6 of the main chain are gone; the side branch (height 6) wins.
+        assert_eq!(report.height, 6);
+        assert_ne!(report.tip, main[5].block_hash());
+        assert_eq!(
+            report.unrecovered,
+            vec![Unrecovered {
+                hash: Some(main[5].block_hash()),
+                reason: format!("its parent {} was not recovered", main[4].block_hash()),
+            }]
+        );
+    }
+
+    #[test]
+    fn an_interrupted_swap_is_refused_and_the_next_reindex_reads_the_old_store() {
+        let (dir, params, kit, main) = forked_datadir();
+        std::fs::rename(dir.path().join(CHAIN_DIR), dir.path().join(DAMAGED_DIR)).unwrap();
+        let damage = check_not_interrupted(dir.path()).unwrap_err();
+        assert!(
+            damage.to_string().contains("interrupted --reindex"),
+            "{damage}"
+        );
+        let report = run(dir.path(), &params, kit.now()).unwrap();
+        assert_eq!(report.tip, main[5].block_hash());
+        check_not_interrupted(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn an_empty_datadir_reindexes_to_genesis() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = ChainParams::regtest();
+        let report = run(dir.path(), &params, 0).unwrap();
+        assert_eq!((report.tip, report.height), (params.genesis_hash, 0));
+        assert!(dir.path().join(CHAIN_DIR).join("CURRENT").exists());
+    }
+}

@@ -75,7 +75,6 @@ impl Damage {
                 ),
                 path,
             )),
-            StoreOpenError::Init { path, source } => Some(Damage::new(source.0.clone(), path)),
             _ => None,
         }
     }
@@ -84,12 +83,20 @@ impl Damage {
     /// for failures that are not damage (another network's chain).
     pub fn from_chain_error(error: &ChainError, path: &Path) -> Option<Damage> {
         match error {
-            ChainError::Store(StoreError(what)) => Some(Damage::new(what.clone(), path)),
-            ChainError::Corrupt(what) => {
-                Some(Damage::new(format!("corrupt chain data: {what}"), path))
-            }
+            ChainError::Store(StoreError(what)) => Some(Damage::in_store(what.clone(), path)),
+            ChainError::Corrupt(what) => Some(Damage::in_store(
+                format!("corrupt chain data: {what}"),
+                path,
+            )),
             _ => None,
         }
+    }
+
+    /// Damage `what` in the store at `store`, located at the file rocksdb's message names
+    /// (a damaged SST) when it names one.
+    fn in_store(what: String, store: &Path) -> Damage {
+        let path = super::file_named_in(store, &what).unwrap_or_else(|| store.to_path_buf());
+        Damage { what, path }
     }
 }
 
@@ -111,7 +118,7 @@ pub(super) fn is_damaged_cairn_store(existing: &[String], missing: &[String]) ->
 impl RocksStore {
     /// The bounded check at open (see the module docs). `Ok` for a new, empty store.
     pub fn check_integrity(&self) -> Result<(), Damage> {
-        let damage = |what: String| Damage::new(what, &self.path);
+        let damage = |what: String| Damage::in_store(what, &self.path);
         let read = |e: StoreError| damage(e.0);
         let Some(tip) = self.tip_record().map_err(damage)? else {
             if self.has_records(CF_INDEX).map_err(read)?
