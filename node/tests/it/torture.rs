@@ -541,6 +541,13 @@ fn torture_miner(rng: &mut StdRng, kills: usize, tally: &mut Tally) -> (Node, Re
                 .to_owned(),
         );
         wallet.rebroadcast(&node);
+        if round % 25 == 24 {
+            eprintln!(
+                "torture: {} kills of the miner, {} mismatches so far",
+                round + 1,
+                tally.mismatches.len()
+            );
+        }
     }
     let mut fresh = Replica::new();
     let bad = check_utxo_set(&node, &mut fresh);
@@ -570,16 +577,27 @@ fn torture_sync(source: &Node, rng: &mut StdRng, kills: usize, tally: &mut Tally
     let mut replica = Replica::new();
     let mut acked = Acknowledged::default();
     for round in 0..kills {
-        source.generate(rng.random_range(100..250));
-        // The syncer is mid-sync now: the source announces what it just mined.
-        let delay_ms = rng.random_range(0..300);
-        let deadline = Instant::now() + Duration::from_millis(delay_ms);
-        while Instant::now() < deadline {
+        // The syncer falls behind while it is down, then catches up from the source when it
+        // starts: the kill lands while it downloads and connects.
+        let height = syncer.rpc("getblockcount", json!([])).as_u64().unwrap();
+        syncer.stop();
+        let mined = rng.random_range(100..250);
+        source.generate(mined as u32);
+        syncer.relaunch_with(&[]);
+        // Killed once it passes a random height of the download (or after 10 s).
+        let kill_above = height + rng.random_range(1..mined);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
             if let Ok(tip) = syncer.try_rpc("getbestblockhash", json!([])) {
                 acked.tip = tip.as_str().map(str::to_owned);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let at = syncer.try_rpc("getblockcount", json!([]));
+            if at.is_ok_and(|h| h.as_u64() >= Some(kill_above)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
+        let delay_ms = started.elapsed().as_millis();
         let behind = acked.tip.as_deref() != source.rpc("getbestblockhash", json!([])).as_str();
         node_kill(&mut syncer, tally);
         tally.mid_sync += usize::from(behind);
