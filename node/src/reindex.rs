@@ -264,6 +264,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 struct Progress {
     total: usize,
     done: usize,
+    /// `done` when the last line was printed.
+    printed: usize,
     last: Instant,
     bar: Option<indicatif::ProgressBar>,
 }
@@ -286,6 +288,7 @@ impl Progress {
         Progress {
             total,
             done: 0,
+            printed: 0,
             last: Instant::now(),
             bar,
         }
@@ -299,20 +302,21 @@ impl Progress {
         }
         let step = (self.total / 20).max(1);
         if self.done.is_multiple_of(step) || self.last.elapsed() >= PROGRESS_INTERVAL {
-            eprintln!("reindex: {}/{} blocks", self.done, self.total);
-            self.last = Instant::now();
+            self.print();
         }
+    }
+
+    fn print(&mut self) {
+        eprintln!("reindex: {}/{} blocks", self.done, self.total);
+        self.printed = self.done;
+        self.last = Instant::now();
     }
 
     fn finish(&mut self) {
         match &self.bar {
             Some(bar) => bar.finish(),
-            None => {
-                let step = (self.total / 20).max(1);
-                if !self.done.is_multiple_of(step) || self.done == 0 {
-                    eprintln!("reindex: {}/{} blocks", self.done, self.total);
-                }
-            }
+            None if self.printed != self.done => self.print(),
+            None => {}
         }
     }
 }

@@ -226,3 +226,19 @@ fn garbled_or_deleted_tip_record_is_named_and_reindex_restores_the_tip() {
     assert_refused(&node, &["the chain tip record", "is missing"]);
     assert_reindexed(&mut node, &acked, Rebuilt::Whole);
 }
+
+#[test]
+fn damaged_manifest_is_named_and_reindex_repairs_rocksdb_first() {
+    let (mut node, acked) = stopped_node_with_history();
+    let current = std::fs::read_to_string(chain_path(&node).join("CURRENT")).unwrap();
+    let manifest = chain_path(&node).join(current.trim());
+    flip_bytes(&manifest, 10, 40);
+    let name = manifest.file_name().unwrap().to_string_lossy().into_owned();
+    assert_refused(&node, &[&format!("rocksdb file {name} is damaged")]);
+    assert_reindexed(&mut node, &acked, Rebuilt::Whole);
+    assert!(
+        node.log().contains("running rocksdb repair"),
+        "{}",
+        node.log()
+    );
+}
