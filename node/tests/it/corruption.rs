@@ -242,3 +242,20 @@ fn damaged_manifest_is_named_and_reindex_repairs_rocksdb_first() {
         node.log()
     );
 }
+
+#[test]
+fn body_lost_below_the_checked_depth_is_found_by_loading_the_chain() {
+    let mut node = Node::start(NodeOpts::default());
+    node.generate(cairn_node::store::INTEGRITY_CHECK_DEPTH + 20);
+    let acked = active_chain(&node);
+    node.stop();
+    let lost: cairn_core::BlockHash = acked[10].parse().unwrap();
+    {
+        let db = open_raw(&node);
+        db.delete_cf(db.cf_handle("blocks").unwrap(), lost.as_bytes())
+            .unwrap();
+    }
+    assert_refused(&node, &[&format!("body of block {lost} missing")]);
+    let chain = assert_reindexed(&mut node, &acked, Rebuilt::Prefix);
+    assert_eq!(chain.len(), 10);
+}
