@@ -324,6 +324,25 @@ mod tests {
     }
 
     #[test]
+    fn reindex_comes_from_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |toml: &str, flag: bool| {
+            std::fs::write(dir.path().join("cairn.toml"), toml).unwrap();
+            NodeConfig::resolve(NodeArgs {
+                datadir: Some(dir.path().into()),
+                reindex: flag,
+                ..Default::default()
+            })
+            .unwrap()
+            .reindex
+        };
+        assert!(!resolve("", false));
+        assert!(resolve("", true));
+        assert!(resolve("reindex = true\n", false));
+        assert!(resolve("reindex = false\n", true));
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cairn.toml"), "thread = 3\n").unwrap();
