@@ -43,6 +43,13 @@ impl OldStore {
     pub(super) fn open(path: &Path) -> Result<OldStore, ReindexError> {
         let (db, repaired) = match try_open(path) {
             Ok(db) => (db, false),
+            Err(first) if !holds_rocksdb_files(path) => {
+                // Repair writes into the directory: never into one that is not a database.
+                return Err(ReindexError::Unreadable {
+                    path: path.to_path_buf(),
+                    detail: format!("{first}; it holds no rocksdb files, so repair was not tried"),
+                });
+            }
             Err(first) => {
                 eprintln!(
                     "reindex: rocksdb cannot open {} ({first}); running rocksdb repair",
@@ -237,6 +244,19 @@ impl OldStore {
     }
 }
 
+/// Whether `path` holds rocksdb's files (`CURRENT`, a `MANIFEST-*`, a table or a log).
+fn holds_rocksdb_files(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name == "CURRENT"
+                || name.starts_with("MANIFEST-")
+                || name.ends_with(".sst")
+                || name.ends_with(".log")
+        })
+    })
+}
+
 /// Opens the database at `path` with every column family it lists.
 fn try_open(path: &Path) -> Result<DB, String> {
     let names = DB::list_cf(&Options::default(), path).map_err(|e| e.into_string())?;
@@ -298,7 +318,8 @@ fn next_prefix(key: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_prefix;
+    use super::{OldStore, next_prefix};
+    use crate::reindex::ReindexError;
 
     #[test]
     fn next_prefix_moves_past_the_damaged_slice() {
@@ -306,5 +327,17 @@ mod tests {
         assert_eq!(next_prefix(&[0x12, 0x34, 0x56]), Some(vec![0x12, 0x35]));
         assert_eq!(next_prefix(&[0x12, 0xff, 9]), Some(vec![0x13, 0x00]));
         assert_eq!(next_prefix(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn a_directory_without_rocksdb_files_is_not_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+        let Err(ReindexError::Unreadable { detail, .. }) = OldStore::open(dir.path()) else {
+            panic!("a foreign directory opened as a store");
+        };
+        assert!(detail.contains("repair was not tried"), "{detail}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "nothing written into it");
     }
 }
