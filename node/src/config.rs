@@ -80,6 +80,9 @@ pub struct NodeArgs {
     /// Mining policy: honest announces every block, selfish withholds them (Eyal–Sirer) [default: honest]
     #[arg(long, value_enum)]
     pub strategy: Option<StrategyKind>,
+    /// Rebuild the block index, UTXO set and tip from the stored block bodies, then serve
+    #[arg(long)]
+    pub reindex: bool,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -102,6 +105,7 @@ struct FileConfig {
     max_inbound: Option<u32>,
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
+    reindex: Option<bool>,
 }
 
 /// `hashrate` in `cairn.toml`: `hashrate = "250k"` or `hashrate = 250000`.
@@ -152,6 +156,8 @@ pub struct NodeConfig {
     pub limits: crate::network::PeerLimits,
     /// Mining policy.
     pub strategy: StrategyKind,
+    /// Rebuild the chain store from its block bodies before serving (`--reindex`).
+    pub reindex: bool,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -256,6 +262,7 @@ impl NodeConfig {
                 args.max_inbound_per_ip.or(file.max_inbound_per_ip),
             ),
             strategy: args.strategy.or(file.strategy).unwrap_or_default(),
+            reindex: args.reindex || file.reindex.unwrap_or(false),
         })
     }
 }
@@ -314,6 +321,25 @@ mod tests {
         );
         assert_eq!(hashrate_arg("250k"), Ok(250_000));
         assert!(hashrate_arg("250x").unwrap_err().contains("suffixes"));
+    }
+
+    #[test]
+    fn reindex_comes_from_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |toml: &str, flag: bool| {
+            std::fs::write(dir.path().join("cairn.toml"), toml).unwrap();
+            NodeConfig::resolve(NodeArgs {
+                datadir: Some(dir.path().into()),
+                reindex: flag,
+                ..Default::default()
+            })
+            .unwrap()
+            .reindex
+        };
+        assert!(!resolve("", false));
+        assert!(resolve("", true));
+        assert!(resolve("reindex = true\n", false));
+        assert!(resolve("reindex = false\n", true));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod mining;
 pub mod network;
+pub mod reindex;
 pub mod rpc;
 pub mod rpc_cli;
 pub mod store;
@@ -64,6 +65,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::Result<()> {
     let datadir = DataDir::open(&config.datadir)?;
     let metrics = Arc::new(metrics::Metrics::new());
+    if config.reindex {
+        reindex::run(datadir.path(), &config.params, clock.now_secs())?;
+    }
     let state = open_state(&config, &datadir)?.with_metrics(metrics.clone());
     let (chain, chain_thread) = chain_task::spawn(state, clock);
 
@@ -147,15 +151,30 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
     Ok(())
 }
 
-/// Opens the chain store in `datadir` and loads the chain and its indexes.
+/// Opens the chain store in `datadir` and loads the chain and its indexes. A damaged store
+/// is one [`store::Damage`] error (naming it and `--reindex`), with no context around it.
 fn open_state(config: &NodeConfig, datadir: &DataDir) -> anyhow::Result<NodeState> {
-    let store = store::RocksStore::open(&datadir.chain_path())
-        .with_context(|| format!("opening the chain store in {}", datadir.path().display()))?;
-    let chain = cairn_core::ChainState::open(config.params.clone(), store)
-        .with_context(|| format!("loading the chain in {}", datadir.path().display()))?;
+    let path = datadir.chain_path();
+    reindex::check_not_interrupted(datadir.path())?;
+    let store =
+        store::RocksStore::open(&path).map_err(|e| match store::Damage::from_open_error(&e) {
+            Some(damage) => anyhow::Error::new(damage),
+            None => anyhow::Error::new(e).context(format!(
+                "opening the chain store in {}",
+                datadir.path().display()
+            )),
+        })?;
+    store.check_integrity()?;
+    let loading =
+        |e: cairn_core::chain::ChainError| match store::Damage::from_chain_error(&e, &path) {
+            Some(damage) => anyhow::Error::new(damage),
+            None => anyhow::Error::new(e)
+                .context(format!("loading the chain in {}", datadir.path().display())),
+        };
+    let chain = cairn_core::ChainState::open(config.params.clone(), store).map_err(loading)?;
     let (events, _) = broadcast::channel(4096);
     let state = NodeState::new(chain, events)
-        .context("indexing the active chain")?
+        .map_err(loading)?
         .with_strategy(config.strategy);
     tracing::info!(network = %config.params.network_id, height = state.chain.height(), tip = %state.chain.tip().hash, "chain loaded");
     Ok(state)

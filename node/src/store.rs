@@ -34,7 +34,9 @@ use rocksdb::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod integrity;
 mod snapshot;
+pub use integrity::{Damage, INTEGRITY_CHECK_DEPTH};
 pub use snapshot::{AddressCoins, SnapshotUtxoStats, StoreReader};
 
 /// The on-disk format this code reads and writes, stored under `meta`/`format`. A store
@@ -91,6 +93,14 @@ pub enum StoreOpenError {
         path: PathBuf,
         /// What was found instead.
         reason: String,
+    },
+    /// A Cairn store (it has Cairn-only column families) lacks some of its column families.
+    #[error("chain store {} is missing column famil{} {}", .path.display(), if .missing.len() == 1 { "y" } else { "ies" }, .missing.join(", "))]
+    MissingColumnFamily {
+        /// The path given.
+        path: PathBuf,
+        /// The missing families, sorted.
+        missing: Vec<String>,
     },
     /// rocksdb found corruption while opening.
     #[error("chain store {} is corrupt{}: {detail}", .path.display(), in_file(.file.as_deref()))]
@@ -204,6 +214,17 @@ impl RocksStore {
                 let mut expected: Vec<&str> = COLUMN_FAMILIES.to_vec();
                 expected.push(CF_DEFAULT);
                 expected.sort_unstable();
+                let missing: Vec<String> = expected
+                    .iter()
+                    .filter(|cf| !existing.iter().any(|e| e == *cf))
+                    .map(|cf| (*cf).to_owned())
+                    .collect();
+                if integrity::is_damaged_cairn_store(&existing, &missing) {
+                    return Err(StoreOpenError::MissingColumnFamily {
+                        path: path_buf.clone(),
+                        missing,
+                    });
+                }
                 if existing != expected {
                     return Err(not_cairn(format!(
                         "it is a rocksdb database with column families [{}], not Cairn's [{}]",

@@ -272,6 +272,48 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Starts the node again on its datadir after a [`Node::kill`] (no clean stop), with
+    /// `extra` flags for this start only; waits for `ready`.
+    pub fn relaunch_with(&mut self, extra: &[&str]) {
+        self.kill();
+        let saved = self.opts.extra_args.clone();
+        self.opts
+            .extra_args
+            .extend(extra.iter().map(|a| a.to_string()));
+        self.launch();
+        self.opts.extra_args = saved;
+    }
+
+    /// Runs `cairn node` on this (stopped) datadir with `extra` flags, expecting it to exit
+    /// within `timeout`; returns its exit code (`None`: it had to be killed) and stderr.
+    pub fn run_to_exit(&self, extra: &[&str], timeout: Duration) -> (Option<i32>, String) {
+        assert!(self.child.is_none(), "stop or kill the node first");
+        let err_path = self.dir.path().join("exit-run.stderr");
+        let err = std::fs::File::create(&err_path).expect("stderr file");
+        let mut child = self
+            .command()
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn cairn node");
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            match child.try_wait().expect("wait for cairn node") {
+                Some(status) => break status.code(),
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+            }
+        };
+        (code, std::fs::read_to_string(&err_path).unwrap_or_default())
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();

@@ -2,6 +2,7 @@
 
 mod byzantine;
 mod corpus;
+mod corruption;
 mod experiment;
 mod harness;
 mod hashrate;
@@ -13,6 +14,7 @@ mod p2p;
 mod scenario;
 mod test_peer;
 mod testnet;
+mod torture;
 mod utxo_scan;
 mod view;
 mod wallet;
