@@ -86,7 +86,7 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
 
 /// Median milliseconds of one 4 KiB write followed by `fdatasync`, in `dir` (the disk the
 /// stores are on): the floor under one block's synced batch.
-fn synced_write_ms(dir: &Path) -> anyhow::Result<f64> {
+pub(super) fn synced_write_ms(dir: &Path) -> anyhow::Result<f64> {
     let path = dir.join("sync-probe");
     let mut file = std::fs::File::create(&path).context("creating the sync probe file")?;
     let page = [0u8; 4096];
