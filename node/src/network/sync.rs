@@ -13,7 +13,8 @@
 //!    branch is still weaker is kept in memory (bounded) while the next page is fetched;
 //!    a branch that ends weaker than our tip leaves nothing behind;
 //! 2. ask for the bodies we lack, in height order, in batches of
-//!    [`MAX_BLOCKS_PER_REQUEST`], and `submit_block` them;
+//!    [`MAX_BLOCKS_PER_REQUEST`], and import each batch as one group commit (one sync,
+//!    nothing acknowledged before it: `NodeState::submit_block_group`);
 //! 3. repeat while the reply was full ([`MAX_HEADERS_PER_RESPONSE`]).
 //!
 //! A peer that does not answer headers within [`HEADERS_TIMEOUT`] stalls us: it is scored,
@@ -27,7 +28,7 @@ use super::protocol::{
     MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest, SyncResponse,
 };
 use super::{NetworkHandle, RequestError};
-use crate::chain_task::{ChainHandle, NodeStopped, Origin};
+use crate::chain_task::{ChainHandle, NodeStopped};
 use cairn_core::chain::HeadersReport;
 use cairn_core::{Block, BlockError, BlockHash, BlockHeader, ImportOutcome, Work};
 use libp2p::PeerId;
@@ -471,31 +472,24 @@ async fn download_blocks(
     Ok(imported)
 }
 
-/// Imports blocks in order; `None` for a block the store failed on.
+/// Imports blocks in order as group commits ([`crate::chain_task::MAX_GROUP_BLOCKS`] per
+/// sync); `None` for a block the store failed on.
 fn submit_blocks(
     state: &mut crate::chain_task::NodeState,
     blocks: Vec<Block>,
 ) -> Vec<(BlockHash, Option<ImportOutcome>)> {
     let now = state.now_secs();
-    let mut out = Vec::with_capacity(blocks.len());
-    for block in blocks {
-        let hash = block.block_hash();
-        match state.submit_block(block, now, Origin::Peer) {
-            Ok(report) => {
-                let invalid = matches!(report.outcome, ImportOutcome::Invalid(_));
-                out.push((hash, Some(report.outcome)));
-                if invalid {
-                    break;
-                }
-            }
+    state
+        .submit_block_group(blocks, now)
+        .into_iter()
+        .map(|(hash, result)| match result {
+            Ok(report) => (hash, Some(report.outcome)),
             Err(e) => {
                 tracing::error!("importing synced block {hash}: {e}");
-                out.push((hash, None));
-                break;
+                (hash, None)
             }
-        }
-    }
-    out
+        })
+        .collect()
 }
 
 #[cfg(test)]

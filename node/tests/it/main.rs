@@ -9,6 +9,7 @@ mod node;
 mod observe;
 mod p2p;
 mod scenario;
+mod sync_crash;
 mod testnet;
 mod utxo_scan;
 mod view;
