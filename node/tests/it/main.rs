@@ -10,6 +10,7 @@ mod observe;
 mod p2p;
 mod scenario;
 mod sync_crash;
+mod sync_peers;
 mod testnet;
 mod utxo_scan;
 mod view;
