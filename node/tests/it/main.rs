@@ -1,5 +1,6 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
+mod bench;
 mod byzantine;
 mod experiment;
 mod harness;
