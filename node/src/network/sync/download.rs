@@ -12,7 +12,8 @@
 //!   group commit;
 //! - a peer whose request times out ([`BLOCKS_TIMEOUT`]) stalls us: it is reported,
 //!   dropped from this download and its blocks go to the others; a peer that fails,
-//!   disconnects or lacks a block it was asked for is dropped the same way, silently.
+//!   disconnects or lacks a block it was asked for is dropped the same way, silently, and
+//!   one that answers what was not asked is dropped and reported.
 //!
 //! Which peer served how many blocks is logged at the end (`downloaded blocks from peer`).
 
@@ -151,9 +152,7 @@ pub async fn download_blocks(
                 download.order.len() - download.next
             )));
         };
-        if let Err(e) = take_answer(net, &mut download, answer).await {
-            break Err(e);
-        }
+        take_answer(net, &mut download, answer).await;
         loop {
             let run = download.ready_run();
             if run.is_empty() {
@@ -189,13 +188,9 @@ async fn add_peers(net: &NetworkHandle, download: &mut Download) {
 }
 
 /// Files an answer: its blocks arrive, what it lacked goes back; the peer is dropped
-/// when it failed, stalled or lacked a block. Errors only when the peer sent what was not
-/// asked for (the round ends: it is misbehaving and reported).
-async fn take_answer(
-    net: &NetworkHandle,
-    download: &mut Download,
-    (peer, batch, answer): Answer,
-) -> Result<(), SyncError> {
+/// when it failed, stalled, lacked a block or answered what was not asked (then it is
+/// reported too), and its blocks go to the others.
+async fn take_answer(net: &NetworkHandle, download: &mut Download, (peer, batch, answer): Answer) {
     if let Some(n) = download.peers.get_mut(&peer) {
         *n -= 1;
     }
@@ -204,12 +199,13 @@ async fn take_answer(
         Ok(SyncResponse::Refused(reason)) => {
             tracing::debug!(%peer, "block request refused: {reason}");
             download.drop_peer(&peer, &batch);
-            return Ok(());
+            return;
         }
         Ok(other) => {
             download.drop_peer(&peer, &batch);
             let reason = format!("{} in answer to getblocks", other.kind());
-            return Err(bad_response(net, peer, reason).await);
+            bad_response(net, peer, reason).await;
+            return;
         }
         Err(RequestError::Timeout) => {
             tracing::warn!(%peer, "block download peer stalled; its blocks go to the others");
@@ -217,12 +213,12 @@ async fn take_answer(
             net.report(peer, offense).await;
             let _ = net.disconnect(peer).await;
             download.drop_peer(&peer, &batch);
-            return Ok(());
+            return;
         }
         Err(e) => {
             tracing::debug!(%peer, "block request failed: {e}");
             download.drop_peer(&peer, &batch);
-            return Ok(());
+            return;
         }
     };
     let wanted: HashMap<BlockHash, usize> =
@@ -231,8 +227,14 @@ async fn take_answer(
     for block in blocks {
         let hash = block.block_hash();
         let Some(position) = wanted.get(&hash) else {
+            // Nothing of a broken answer is kept: its whole batch goes to the others.
+            for position in &got {
+                download.arrived.remove(position);
+                download.source.remove(position);
+            }
             download.drop_peer(&peer, &batch);
-            return Err(bad_response(net, peer, format!("unrequested block {hash}")).await);
+            bad_response(net, peer, format!("unrequested block {hash}")).await;
+            return;
         };
         got.insert(*position);
         download.arrived.insert(*position, block);
@@ -254,7 +256,6 @@ async fn take_answer(
         tracing::debug!(%peer, missing = missing.len(), "the peer lacks blocks; dropped from this download");
         download.drop_peer(&peer, &missing);
     }
-    Ok(())
 }
 
 /// Counts the imported blocks of a run starting at position `first`; ends the round on an
