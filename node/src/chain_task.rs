@@ -20,8 +20,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
+mod group;
 mod handle;
 mod tree;
+pub use group::{MAX_GROUP_BLOCKS, MAX_GROUP_BYTES};
 pub use handle::{
     AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
     TxLookup, spawn,
@@ -104,6 +106,8 @@ pub struct NodeState {
     /// The miner's policy and the blocks it withholds.
     pub strategy: Strategy,
     events: broadcast::Sender<NodeEvent>,
+    /// Events of an open group commit, sent once it is durable ([`group`]).
+    held: Option<Vec<NodeEvent>>,
 }
 
 impl NodeState {
@@ -130,6 +134,7 @@ impl NodeState {
             metrics: Arc::new(Metrics::new()),
             strategy: Strategy::default(),
             events,
+            held: None,
         };
         for height in 0..=state.chain.height() {
             let hash = state
@@ -204,7 +209,7 @@ impl NodeState {
         }
         use cairn_core::ImportOutcome::*;
         if let Some(block) = announce.filter(|_| matches!(report.outcome, Active | SideChain)) {
-            let _ = self.events.send(NodeEvent::BlockAccepted(block));
+            self.emit(NodeEvent::BlockAccepted(block));
         }
         if let Some(change) = &report.tip_changed {
             self.apply_tip_change(change, now);
@@ -251,7 +256,7 @@ impl NodeState {
             match self.chain.block(hash) {
                 Ok(Some(block)) => {
                     tracing::info!(%hash, "publishing a withheld block");
-                    let _ = self.events.send(NodeEvent::BlockAccepted(Arc::new(block)));
+                    self.emit(NodeEvent::BlockAccepted(Arc::new(block)));
                 }
                 Ok(None) => tracing::error!(%hash, "withheld block to publish has no body"),
                 Err(e) => tracing::error!(%hash, "reading a withheld block to publish: {e}"),
@@ -326,12 +331,12 @@ impl NodeState {
         } else {
             tracing::info!(tip = %tip.hash, height = tip.height, "new tip");
         }
-        self.metrics.tip_changed(tip.height, change.reorg_depth());
-        let _ = self.events.send(NodeEvent::TipChanged {
+        let event = NodeEvent::TipChanged {
             tip: tip.hash,
             height: tip.height,
             reorg_depth: change.reorg_depth(),
-        });
+        };
+        self.emit(event);
     }
 
     /// Submits a transaction to the mempool; announces it when it is local.
@@ -349,7 +354,7 @@ impl NodeState {
         let accepted = self
             .mempool
             .accept(tx, self.chain.store(), next_height, now)?;
-        let _ = self.events.send(NodeEvent::TxAccepted {
+        self.emit(NodeEvent::TxAccepted {
             txid: accepted.txid,
             relay,
         });

@@ -47,6 +47,10 @@ enum BenchCommand {
     Store(bench::workload::ChainArgs),
     /// Mempool acceptance: txs/s ÷ verify/s; and a block connecting against a full pool.
     Mempool(bench::mempool::MempoolArgs),
+    /// Sync between two nodes on loopback ÷ in-memory connect of the same chain (blocks/s).
+    Sync(bench::sync::SyncArgs),
+    /// Time for a mined block to reach every node of a loopback testnet (median, p95).
+    Propagate(bench::propagate::PropagateArgs),
 }
 
 #[derive(Args)]
@@ -132,6 +136,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Mempool(args)) => {
             bench::print(&bench::mempool::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Sync(args)) => {
+            bench::print(&bench::sync::run(&args)?, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Propagate(args)) => {
+            bench::print(&bench::propagate::run(&args)?, args.json);
             Ok(())
         }
     }

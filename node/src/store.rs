@@ -34,6 +34,7 @@ use rocksdb::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod group;
 mod integrity;
 mod snapshot;
 pub use integrity::{Damage, INTEGRITY_CHECK_DEPTH};
@@ -149,6 +150,10 @@ pub struct RocksStore {
     /// closes when the last of them is dropped.
     db: Arc<DB>,
     path: PathBuf,
+    /// A group commit is open: batches are written unsynced ([`group`]).
+    grouping: bool,
+    /// Holds snapshot readers off while a group is not durable.
+    gate: Arc<group::Gate>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -245,6 +250,8 @@ impl RocksStore {
         let store = RocksStore {
             db: Arc::new(db),
             path: path_buf.clone(),
+            grouping: false,
+            gate: Arc::default(),
         };
         store.check_format(created)?;
         Ok(store)
@@ -253,7 +260,7 @@ impl RocksStore {
     /// A cheap, cloneable handle for long reads on consistent snapshots, off the thread
     /// that owns this store (see [`StoreReader`]).
     pub fn reader(&self) -> StoreReader {
-        StoreReader::new(self.db.clone(), self.path.clone())
+        StoreReader::new(self.db.clone(), self.path.clone(), self.gate.clone())
     }
 
     /// The store's directory.
@@ -376,7 +383,8 @@ impl RocksStore {
 
     fn write_durably(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        // In a group commit the group's one sync comes at its end ([`group`]).
+        opts.set_sync(!self.grouping);
         let ops = batch.len();
         self.db.write_opt(batch, &opts).map_err(|e| {
             StoreError(format!(

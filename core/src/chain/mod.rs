@@ -17,5 +17,5 @@ pub use outcome::{
     ChainError, ChainTip, HashedBlock, HeaderOutcome, ImportOutcome, ImportReport, TipChanged,
     TipStatus,
 };
-pub use state::ChainState;
 pub use state::admission::{Admission, HeadersReport};
+pub use state::{ChainState, GroupWriter};

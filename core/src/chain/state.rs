@@ -10,6 +10,8 @@
 mod batch;
 mod connect;
 
+pub use batch::GroupWriter;
+
 use crate::amount::Amount;
 use crate::block::{Block, BlockHeader};
 use crate::block_index::{BlockEntry, Validity};

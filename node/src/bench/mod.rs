@@ -1,5 +1,5 @@
-//! `cairn bench validate | store | mempool`: block connection, storage and mempool speed,
-//! each as a ratio to a reference measured in the same run (STYLE §12), so figures compare
+//! `cairn bench validate | store | mempool | sync | propagate`: block connection, storage,
+//! mempool, sync and propagation speed, each as a ratio to a reference measured in the same run (STYLE §12), so figures compare
 //! across machines. Every bench prints a table, or with `--json` one line; progress goes to
 //! stderr.
 //!
@@ -8,9 +8,16 @@
 //! - [`store`]: blocks per second connected into rocksdb ÷ into the in-memory store.
 //! - [`mempool`]: independent transactions accepted per second ÷ verifications per second,
 //!   and the cost of a full mempool when a block connects.
+//! - [`sync`]: blocks per second synced between two real nodes on loopback ÷ the same
+//!   chain's in-process connect over the in-memory store.
+//! - [`propagate`]: time for a mined block to reach every node of a 5-node loopback
+//!   testnet ÷ one loopback RPC round trip.
 
 pub mod mempool;
+pub mod nodes;
+pub mod propagate;
 pub mod store;
+pub mod sync;
 pub mod validate;
 pub mod workload;
 
@@ -52,7 +59,7 @@ impl Figure {
 /// What a bench measured.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// `validate`, `store` or `mempool`.
+    /// `validate`, `store`, `mempool`, `sync` or `propagate`.
     pub bench: &'static str,
     /// The headline figure ÷ the reference.
     pub ratio_to_reference: f64,

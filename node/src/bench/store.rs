@@ -1,7 +1,9 @@
 //! `cairn bench store`: the same generated chain connected into rocksdb (a fresh temporary
-//! directory per run, every block one synced `WriteBatch`) and into the in-memory store,
-//! in the same run: blocks per second ÷ blocks per second. What rocksdb costs beyond the
-//! consensus work; bounded by the disk's synced-write latency, measured here too.
+//! directory per run) and into the in-memory store, in the same run: blocks per second ÷
+//! blocks per second. What rocksdb costs beyond the consensus work during sync, where
+//! blocks are group-committed ([`GROUP`] blocks per sync, as one sync request brings);
+//! also measured one synced `WriteBatch` per block (how a block mined or gossiped alone is
+//! stored), which the disk's synced-write latency bounds: that is measured here too.
 
 use super::workload::{ChainArgs, ChainWorkload};
 use super::{Figure, Report, median, progress};
@@ -13,6 +15,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+/// Blocks per group commit: what one sync request brings.
+const GROUP: usize = cairn_node::network::protocol::MAX_BLOCKS_PER_REQUEST;
 /// Synced 4 KiB writes timed for the disk's latency.
 const SYNC_PROBES: usize = 50;
 
@@ -20,7 +24,7 @@ const SYNC_PROBES: usize = 50;
 pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
     args.check()?;
     let runs = args.runs;
-    let bar = progress("store", (args.blocks + 1 + 2 * runs) as u64);
+    let bar = progress("store", (args.blocks + 1 + 3 * runs) as u64);
     let work = ChainWorkload::generate(args, &bar);
     let blocks = work.blocks.len() as f64;
     let scratch = tempfile::tempdir().context("creating a temporary directory")?;
@@ -30,6 +34,7 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
 
     let mut memory = Vec::new();
     let mut rocks = Vec::new();
+    let mut grouped = Vec::new();
     for run in 0..runs {
         bar.set_message("connecting into memory");
         let mut chain = ChainState::open(work.params.clone(), MemoryStore::new())
@@ -46,12 +51,22 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
         drop(chain);
         std::fs::remove_dir_all(&path).context("removing the bench store")?;
         bar.inc(1);
+
+        bar.set_message("connecting into rocksdb, group commits");
+        let path = scratch.path().join(format!("grouped-{run}"));
+        let store = RocksStore::open(&path).context("opening a fresh rocksdb store")?;
+        let mut chain =
+            ChainState::open(work.params.clone(), store).context("writing the genesis block")?;
+        grouped.push(blocks / work.import_grouped(&mut chain, GROUP)?.as_secs_f64());
+        drop(chain);
+        std::fs::remove_dir_all(&path).context("removing the bench store")?;
+        bar.inc(1);
     }
     bar.finish_and_clear();
-    let (memory, rocks) = (median(memory), median(rocks));
+    let (memory, rocks, grouped) = (median(memory), median(rocks), median(grouped));
     Ok(Report {
         bench: "store",
-        ratio_to_reference: rocks / memory,
+        ratio_to_reference: grouped / memory,
         reference: "in-memory connect, same chain (blocks/s)",
         reference_per_sec: memory,
         figures: vec![
@@ -63,10 +78,22 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
                 "",
             ),
             Figure::new(
+                "blocks_per_sec_rocksdb_grouped",
+                "connect into rocksdb, group commits",
+                grouped,
+                "blocks/s",
+            ),
+            Figure::new(
                 "blocks_per_sec_rocksdb",
-                "connect into rocksdb",
+                "connect into rocksdb, one sync per block",
                 rocks,
                 "blocks/s",
+            ),
+            Figure::new(
+                "ratio_per_block_sync",
+                "one sync per block ÷ in-memory",
+                rocks / memory,
+                "",
             ),
             Figure::new(
                 "blocks_per_sec_memory",
@@ -86,7 +113,7 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
 
 /// Median milliseconds of one 4 KiB write followed by `fdatasync`, in `dir` (the disk the
 /// stores are on): the floor under one block's synced batch.
-fn synced_write_ms(dir: &Path) -> anyhow::Result<f64> {
+pub(super) fn synced_write_ms(dir: &Path) -> anyhow::Result<f64> {
     let path = dir.join("sync-probe");
     let mut file = std::fs::File::create(&path).context("creating the sync probe file")?;
     let page = [0u8; 4096];

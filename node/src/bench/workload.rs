@@ -4,7 +4,7 @@
 //! timed.
 
 use anyhow::Context;
-use cairn_core::chain::ChainState;
+use cairn_core::chain::{ChainState, GroupWriter};
 use cairn_core::params::ChainParams;
 use cairn_core::sigcache::{SigCache, SigCacheKey};
 use cairn_core::sigcheck::SigChecks;
@@ -115,6 +115,35 @@ impl ChainWorkload {
                 "generated block {hash} did not connect: {:?}",
                 report.outcome
             );
+        }
+        Ok(start.elapsed())
+    }
+
+    /// Like [`import`](Self::import), with the blocks in group commits of `group` blocks
+    /// (as sync imports them: one sync per group).
+    pub fn import_grouped<S: ChainStore + GroupWriter>(
+        &self,
+        chain: &mut ChainState<S>,
+        group: usize,
+    ) -> anyhow::Result<Duration> {
+        let blocks = self.blocks.clone();
+        let start = Instant::now();
+        for run in blocks.chunks(group.max(1)) {
+            chain.begin_group();
+            for block in run {
+                let hash = block.block_hash();
+                let report = chain
+                    .accept_block(block.clone(), self.now)
+                    .context("the store failed during the bench")?;
+                anyhow::ensure!(
+                    report.outcome == ImportOutcome::Active,
+                    "generated block {hash} did not connect: {:?}",
+                    report.outcome
+                );
+            }
+            chain
+                .commit_group()
+                .context("the store failed to commit a group")?;
         }
         Ok(start.elapsed())
     }

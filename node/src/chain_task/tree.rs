@@ -20,7 +20,7 @@ impl NodeState {
         };
         let now = self.clock.now_millis();
         if self.first_seen.insert(hash, now).is_none() {
-            let _ = self.events.send(NodeEvent::BlockKnown {
+            self.emit(NodeEvent::BlockKnown {
                 hash,
                 parent,
                 height,

@@ -12,8 +12,10 @@
 //!    one write) only when its branch has at least our tip's work. A full reply whose
 //!    branch is still weaker is kept in memory (bounded) while the next page is fetched;
 //!    a branch that ends weaker than our tip leaves nothing behind;
-//! 2. ask for the bodies we lack, in height order, in batches of
-//!    [`MAX_BLOCKS_PER_REQUEST`], and `submit_block` them;
+//! 2. download the bodies we lack from that peer and every other that has them, with a
+//!    moving window of requests in flight ([`download`]), and import each run of blocks
+//!    that connects as one group commit (one sync, nothing acknowledged before it:
+//!    `NodeState::submit_block_group`);
 //! 3. repeat while the reply was full ([`MAX_HEADERS_PER_RESPONSE`]).
 //!
 //! A peer that does not answer headers within [`HEADERS_TIMEOUT`] stalls us: it is scored,
@@ -23,17 +25,17 @@
 //! ([`MAX_UNCONNECTING`] in a row, Bitcoin Core's rule) is scored and disconnected.
 
 use super::peers::Offense;
-use super::protocol::{
-    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest, SyncResponse,
-};
+use super::protocol::{MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES, SyncRequest, SyncResponse};
 use super::{NetworkHandle, RequestError};
-use crate::chain_task::{ChainHandle, NodeStopped, Origin};
+use crate::chain_task::{ChainHandle, NodeStopped};
 use cairn_core::chain::HeadersReport;
 use cairn_core::{Block, BlockError, BlockHash, BlockHeader, ImportOutcome, Work};
 use libp2p::PeerId;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+mod download;
 
 /// A peer that failed us is not asked again for this long.
 const COOLDOWN: Duration = Duration::from_secs(20);
@@ -284,7 +286,7 @@ pub async fn sync_from(
         }
         pending.extend(headers);
         let batch = std::mem::take(&mut pending);
-        let (report, needed, batch) = chain
+        let (report, (needed, top_height), batch) = chain
             .call(move |s| {
                 let (report, needed) = accept_headers(s, &batch);
                 (report, needed, batch)
@@ -315,7 +317,7 @@ pub async fn sync_from(
             tracing::debug!(%peer, headers = batch.len(), "the peer's branch has less work than our tip; not kept");
             return Ok(imported);
         }
-        imported += download_blocks(chain, net, peer, needed).await?;
+        imported += download::download_blocks(chain, net, peer, needed, top_height).await?;
         if !full || problem.is_some() {
             return Ok(imported);
         }
@@ -376,24 +378,25 @@ fn first_disconnected(headers: &[BlockHeader]) -> Option<usize> {
 }
 
 /// Accepts a batch of headers, kept only if its branch has at least our tip's work;
-/// returns the report and the hashes (in order) whose bodies we lack.
+/// returns the report, the hashes (in order) whose bodies we lack and the height of the
+/// last of them.
 fn accept_headers(
     state: &mut crate::chain_task::NodeState,
     headers: &[BlockHeader],
-) -> (HeadersReport, Vec<BlockHash>) {
+) -> (HeadersReport, (Vec<BlockHash>, u32)) {
     let min_work = state.chain.tip().chainwork;
     let now = state.now_secs();
     let report = match state.accept_headers(headers, now, min_work) {
         Ok(report) => report,
         Err(e) => {
             tracing::error!("storing headers: {e}");
-            return (HeadersReport::default(), Vec::new());
+            return (HeadersReport::default(), (Vec::new(), 0));
         }
     };
     if report.too_little_work {
-        return (report, Vec::new());
+        return (report, (Vec::new(), 0));
     }
-    let needed = headers
+    let needed: Vec<BlockHash> = headers
         .iter()
         .map(BlockHeader::block_hash)
         .filter(|hash| {
@@ -403,107 +406,31 @@ fn accept_headers(
                 .is_some_and(|e| !e.has_data && !e.validity.is_invalid())
         })
         .collect();
-    (report, needed)
+    let top_height = needed
+        .last()
+        .and_then(|hash| state.chain.entry(hash))
+        .map_or(0, |e| e.height);
+    (report, (needed, top_height))
 }
 
-/// Downloads and imports the bodies of `needed` (in order) from `peer`.
-async fn download_blocks(
-    chain: &ChainHandle,
-    net: &NetworkHandle,
-    peer: PeerId,
-    needed: Vec<BlockHash>,
-) -> Result<usize, SyncError> {
-    let mut queue: VecDeque<BlockHash> = needed.into();
-    let mut imported = 0;
-    while !queue.is_empty() {
-        let batch: Vec<BlockHash> = queue.iter().take(MAX_BLOCKS_PER_REQUEST).copied().collect();
-        let blocks = match net
-            .request(peer, SyncRequest::GetBlocks(batch.clone()))
-            .await?
-        {
-            SyncResponse::Blocks(blocks) => blocks,
-            SyncResponse::Refused(reason) => {
-                return Err(SyncError::Peer(format!("refused blocks: {reason}")));
-            }
-            other => {
-                return Err(bad_response(
-                    net,
-                    peer,
-                    format!("{} in answer to getblocks", other.kind()),
-                )
-                .await);
-            }
-        };
-        if blocks.is_empty() {
-            return Err(SyncError::Peer(
-                "the peer has none of the blocks it announced".into(),
-            ));
-        }
-        let wanted: HashSet<BlockHash> = batch.iter().copied().collect();
-        let mut arrived = HashSet::new();
-        for block in &blocks {
-            let hash = block.block_hash();
-            if !wanted.contains(&hash) {
-                return Err(bad_response(net, peer, format!("unrequested block {hash}")).await);
-            }
-            arrived.insert(hash);
-        }
-        let outcomes = chain.call(move |s| submit_blocks(s, blocks)).await?;
-        for (hash, outcome) in outcomes {
-            match outcome {
-                Some(ImportOutcome::Invalid(error)) => {
-                    if error.is_misbehavior() {
-                        let offense = Offense::Consensus(format!(
-                            "block {hash}: {} ({error})",
-                            error.reject_reason()
-                        ));
-                        net.report(peer, offense).await;
-                    }
-                    return Err(SyncError::Peer(format!("invalid block {hash}: {error}")));
-                }
-                Some(ImportOutcome::Active | ImportOutcome::SideChain) => imported += 1,
-                Some(_) => {}
-                None => return Err(SyncError::Stopped),
-            }
-        }
-        // The responder answers in request order, leaving out what it lacks and cutting
-        // off at a byte limit: a missing first block means it does not have it.
-        if !arrived.contains(&batch[0]) {
-            return Err(SyncError::Peer(format!(
-                "the peer does not have block {}",
-                batch[0]
-            )));
-        }
-        queue.retain(|h| !arrived.contains(h));
-    }
-    Ok(imported)
-}
-
-/// Imports blocks in order; `None` for a block the store failed on.
+/// Imports blocks in order as group commits ([`crate::chain_task::MAX_GROUP_BLOCKS`] per
+/// sync); `None` for a block the store failed on.
 fn submit_blocks(
     state: &mut crate::chain_task::NodeState,
     blocks: Vec<Block>,
 ) -> Vec<(BlockHash, Option<ImportOutcome>)> {
     let now = state.now_secs();
-    let mut out = Vec::with_capacity(blocks.len());
-    for block in blocks {
-        let hash = block.block_hash();
-        match state.submit_block(block, now, Origin::Peer) {
-            Ok(report) => {
-                let invalid = matches!(report.outcome, ImportOutcome::Invalid(_));
-                out.push((hash, Some(report.outcome)));
-                if invalid {
-                    break;
-                }
-            }
+    state
+        .submit_block_group(blocks, now)
+        .into_iter()
+        .map(|(hash, result)| match result {
+            Ok(report) => (hash, Some(report.outcome)),
             Err(e) => {
                 tracing::error!("importing synced block {hash}: {e}");
-                out.push((hash, None));
-                break;
+                (hash, None)
             }
-        }
-    }
-    out
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ use std::sync::Arc;
 pub struct StoreReader {
     db: Arc<DB>,
     path: PathBuf,
+    /// Snapshots wait for an open group commit to be durable.
+    gate: Arc<super::group::Gate>,
 }
 
 impl std::fmt::Debug for StoreReader {
@@ -60,8 +62,8 @@ pub struct AddressCoins {
 }
 
 impl StoreReader {
-    pub(super) fn new(db: Arc<DB>, path: PathBuf) -> StoreReader {
-        StoreReader { db, path }
+    pub(super) fn new(db: Arc<DB>, path: PathBuf, gate: Arc<super::group::Gate>) -> StoreReader {
+        StoreReader { db, path, gate }
     }
 
     /// Summarises the UTXO set of a fresh snapshot (the same hash as
@@ -94,7 +96,7 @@ impl StoreReader {
     fn view(&self) -> SnapshotView<'_> {
         SnapshotView {
             db: &self.db,
-            snapshot: self.db.snapshot(),
+            snapshot: self.gate.when_durable(|| self.db.snapshot()),
         }
     }
 }

@@ -263,6 +263,12 @@ impl Node {
         self.launch();
     }
 
+    /// Starts the node again on the same datadir after [`kill`](Self::kill) (a crash).
+    pub fn start_after_kill(&mut self) {
+        assert!(self.child.is_none(), "the node is still running");
+        self.launch();
+    }
+
     /// Kills the process without a clean shutdown.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

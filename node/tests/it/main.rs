@@ -1,5 +1,6 @@
 //! Integration tests of `cairn node`: real processes driven through JSON-RPC.
 
+mod bench;
 mod byzantine;
 mod corpus;
 mod corruption;
@@ -12,6 +13,8 @@ mod node;
 mod observe;
 mod p2p;
 mod scenario;
+mod sync_crash;
+mod sync_peers;
 mod test_peer;
 mod testnet;
 mod torture;
