@@ -5,6 +5,7 @@
 # node/fuzz/regressions/TARGET, where the smoke tests replay it from then on.
 #
 # Usage: scripts/fuzz.sh TARGET|all [SECONDS]
+#        scripts/fuzz.sh min TARGET|all   re-minimise from the last run's queue
 #        scripts/fuzz.sh list
 #
 # Environment:
@@ -22,8 +23,10 @@ fail() { echo "error: $*" >&2; exit 1; }
 
 target="${1:-}"
 seconds="${2:-600}"
+mode=fuzz
 [ -n "$target" ] || usage
 if [ "$target" = list ]; then printf '%s\n' "${TARGETS[@]}"; exit 0; fi
+if [ "$target" = min ]; then mode=min; target="${2:-}"; [ -n "$target" ] || usage; seconds=1; fi
 [[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -gt 0 ] || fail "SECONDS must be a positive integer, not '$seconds'"
 if [ "$target" = all ]; then
   chosen=("${TARGETS[@]}")
@@ -36,6 +39,13 @@ if ! cargo afl --version 2>/dev/null | grep -q "$AFL_VERSION"; then
   echo "== installing cargo-afl $AFL_VERSION (builds AFL++; needs a C compiler and make)"
   cargo install cargo-afl --version "$AFL_VERSION" --locked
 fi
+
+# afl-cmin.awk rather than `cargo afl cmin`: the latter runs afl-cmin.py, which found no
+# coverage at all on some of these persistent-mode targets; -e minimises for edges, not
+# hit counts, which keeps a few dozen files instead of hundreds.
+AFL_BIN="$(find "${XDG_DATA_HOME:-$HOME/.local/share}/afl.rs" -path "*/afl.rs-$AFL_VERSION/afl/bin/afl-cmin.awk" 2>/dev/null | head -n 1)"
+AFL_BIN="$(dirname "${AFL_BIN:-/nonexistent/x}")"
+[ -x "$AFL_BIN/afl-showmap" ] || fail "cargo-afl $AFL_VERSION is installed but its AFL++ binaries are not; run cargo afl config --build"
 
 export CARGO_TARGET_DIR="${CAIRN_FUZZ_TARGET_DIR:-$ROOT/target/afl}"
 OUT="${CAIRN_FUZZ_OUT:-$ROOT/target/fuzz-out}"
@@ -55,6 +65,20 @@ store_by_hash() {
 
 stat_of() { sed -n "s/^$1 *: *//p" "$2"; }
 
+minimise() {
+  local t="$1" work="$OUT/$1" corpus="$ROOT/node/fuzz/corpus/$1"
+  [ -d "$work/afl/default/queue" ] || fail "no fuzzer queue for $t in $work; fuzz it first"
+  echo "== minimising the corpus of $t"
+  rm -rf "$work/cmin"
+  PATH="$AFL_BIN:$PATH" AFL_PATH="$AFL_BIN" AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 \
+    "$AFL_BIN/afl-cmin.awk" -e -i "$work/afl/default/queue" -o "$work/cmin" -- "$BIN/fuzz_$t" \
+    >"$work/cmin.log" 2>&1 || fail "afl-cmin failed on $t; see $work/cmin.log"
+  [ -n "$(ls -A "$work/cmin" 2>/dev/null)" ] || fail "afl-cmin kept nothing of $t (corpus left as it was); see $work/cmin.log"
+  rm -rf "$corpus"
+  store_by_hash "$work/cmin" "$corpus"
+  echo "   $t: $(ls "$corpus" | wc -l) files in node/fuzz/corpus/$t"
+}
+
 fuzz_one() {
   local t="$1" work="$OUT/$1"
   local corpus="$ROOT/node/fuzz/corpus/$t" regressions="$ROOT/node/fuzz/regressions/$t"
@@ -71,11 +95,7 @@ fuzz_one() {
   local stats="$work/afl/default/fuzzer_stats"
   [ -f "$stats" ] || fail "afl-fuzz left no fuzzer_stats for $t; see $work/afl.log"
 
-  echo "== minimising the corpus of $t"
-  AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 cargo afl cmin -i "$work/afl/default/queue" -o "$work/cmin" \
-    -- "$BIN/fuzz_$t" >"$work/cmin.log" 2>&1 || fail "afl-cmin failed on $t; see $work/cmin.log"
-  rm -rf "$corpus"
-  store_by_hash "$work/cmin" "$corpus"
+  minimise "$t"
 
   local crashes
   crashes=$(find "$work/afl/default/crashes" -type f -name 'id:*' | wc -l)
@@ -89,4 +109,6 @@ fuzz_one() {
   fi
 }
 
-for t in "${chosen[@]}"; do fuzz_one "$t"; done
+for t in "${chosen[@]}"; do
+  if [ "$mode" = min ]; then minimise "$t"; else fuzz_one "$t"; fi
+done
