@@ -146,20 +146,12 @@ async fn handle(State(ctx): State<Arc<RpcContext>>, headers: HeaderMap, body: By
         )
             .into_response();
     }
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            let answer = json!({"jsonrpc": "2.0", "error": RpcError::new(codes::PARSE_ERROR, format!("Parse error: {e}")).to_json(), "id": null});
-            return (StatusCode::OK, axum::Json(answer)).into_response();
+    match parse_body(&body) {
+        Err(err) => {
+            let answer = json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null});
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
-    };
-    match request {
-        Value::Array(batch) => {
-            if batch.is_empty() {
-                let err = RpcError::new(codes::INVALID_REQUEST, "empty batch");
-                return axum::Json(json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null}))
-                    .into_response();
-            }
+        Ok(Body::Batch(batch)) => {
             let mut answers = Vec::with_capacity(batch.len());
             for item in batch {
                 let (answer, _) = answer_one(&ctx, item).await;
@@ -169,7 +161,7 @@ async fn handle(State(ctx): State<Arc<RpcContext>>, headers: HeaderMap, body: By
             }
             axum::Json(Value::Array(answers)).into_response()
         }
-        single => {
+        Ok(Body::Single(single)) => {
             let (answer, status) = answer_one(&ctx, single).await;
             match answer {
                 Some(answer) => (status, axum::Json(answer)).into_response(),
@@ -180,21 +172,55 @@ async fn handle(State(ctx): State<Arc<RpcContext>>, headers: HeaderMap, body: By
     }
 }
 
-/// Answers one request object; `None` for a 2.0 notification.
-async fn answer_one(ctx: &Arc<RpcContext>, request: Value) -> (Option<Value>, StatusCode) {
-    let Value::Object(obj) = request else {
-        let err = RpcError::new(codes::INVALID_REQUEST, "request must be an object");
-        return (
-            Some(json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null})),
-            StatusCode::OK,
-        );
+/// A request body as the envelope reads it, before any method runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// One request object (or a non-object, refused per request by [`parse_request`]).
+    Single(Value),
+    /// A non-empty batch, answered with an array.
+    Batch(Vec<Value>),
+}
+
+/// Parses a request body: invalid JSON is a parse error (-32700), an empty batch an
+/// invalid request (-32600). Pure, so the fuzz target drives exactly what the server runs.
+pub fn parse_body(body: &[u8]) -> Result<Body, RpcError> {
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|e| RpcError::new(codes::PARSE_ERROR, format!("Parse error: {e}")))?;
+    match request {
+        Value::Array(batch) if batch.is_empty() => {
+            Err(RpcError::new(codes::INVALID_REQUEST, "empty batch"))
+        }
+        Value::Array(batch) => Ok(Body::Batch(batch)),
+        single => Ok(Body::Single(single)),
+    }
+}
+
+/// One request object of a body, read but not run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Whether it is JSON-RPC 2.0 (`"jsonrpc": "2.0"`) rather than the 1.0 style.
+    pub v2: bool,
+    /// Its `id`, absent for a 2.0 notification.
+    pub id: Option<Value>,
+    /// The method name and positional parameters, or why they are not usable.
+    pub call: Result<(String, Vec<Value>), RpcError>,
+}
+
+/// Reads the envelope of one request object; a non-object is an invalid request answered
+/// with a null id. Pure, so the fuzz target drives exactly what the server runs.
+pub fn parse_request(request: Value) -> Result<Request, RpcError> {
+    let Value::Object(mut obj) = request else {
+        return Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "request must be an object",
+        ));
     };
     let v2 = obj.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
-    let id = obj.get("id").cloned();
-    let outcome = match (obj.get("method"), obj.get("params")) {
+    let id = obj.remove("id");
+    let call = match (obj.remove("method"), obj.remove("params")) {
         (Some(Value::String(method)), params) => match params {
-            None | Some(Value::Null) => registry::call(ctx, method, Vec::new()).await,
-            Some(Value::Array(list)) => registry::call(ctx, method, list.clone()).await,
+            None | Some(Value::Null) => Ok((method, Vec::new())),
+            Some(Value::Array(list)) => Ok((method, list)),
             Some(_) => Err(RpcError::invalid_params(
                 "params must be an array of positional arguments",
             )),
@@ -203,6 +229,24 @@ async fn answer_one(ctx: &Arc<RpcContext>, request: Value) -> (Option<Value>, St
             codes::INVALID_REQUEST,
             "missing or non-string method",
         )),
+    };
+    Ok(Request { v2, id, call })
+}
+
+/// Answers one request object; `None` for a 2.0 notification.
+async fn answer_one(ctx: &Arc<RpcContext>, request: Value) -> (Option<Value>, StatusCode) {
+    let Request { v2, id, call } = match parse_request(request) {
+        Ok(request) => request,
+        Err(err) => {
+            return (
+                Some(json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null})),
+                StatusCode::OK,
+            );
+        }
+    };
+    let outcome = match call {
+        Ok((method, list)) => registry::call(ctx, &method, list).await,
+        Err(e) => Err(e),
     };
     if v2 {
         if id.is_none() {

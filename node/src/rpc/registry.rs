@@ -24,6 +24,8 @@ pub struct Method {
     pub help: &'static str,
     /// Parses the parameters and runs it.
     pub run: Handler,
+    /// Only parses the parameters (what `run` does first): the fuzz target's entry point.
+    pub parse: fn(&Args) -> Result<(), RpcError>,
 }
 
 impl std::fmt::Debug for Method {
@@ -48,8 +50,18 @@ macro_rules! method {
                     $handler(ctx, params).await
                 })
             },
+            parse: |args| parse_only($handler, args),
         }
     };
+}
+
+/// Parses `args` as `handler`'s params struct without running it.
+fn parse_only<P, F, Fut>(_handler: F, args: &Args) -> Result<(), RpcError>
+where
+    P: super::params::FromArgs,
+    F: Fn(Arc<RpcContext>, P) -> Fut,
+{
+    P::from_args(args).map(drop)
 }
 
 /// The table, in the README's order.
@@ -254,23 +266,38 @@ pub fn lookup(name: &str) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)
 }
 
+/// The entry of `method`, or the -32601 answer.
+fn found(method: &str) -> Result<&'static Method, RpcError> {
+    lookup(method).ok_or_else(|| {
+        RpcError::new(
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        )
+    })
+}
+
 /// Runs one method.
 pub async fn call(
     ctx: &Arc<RpcContext>,
     method: &str,
     list: Vec<Value>,
 ) -> Result<Value, RpcError> {
-    let Some(entry) = lookup(method) else {
-        return Err(RpcError::new(
-            codes::METHOD_NOT_FOUND,
-            format!("Method not found: {method}"),
-        ));
-    };
+    let entry = found(method)?;
     let args = Args {
         method: entry.name,
         list,
     };
     (entry.run)(ctx.clone(), args).await
+}
+
+/// What [`call`] decides before any handler runs: whether the method exists and its
+/// parameters parse. Pure (no node needed), for the fuzz target.
+pub fn parse_call(method: &str, list: Vec<Value>) -> Result<(), RpcError> {
+    let entry = found(method)?;
+    (entry.parse)(&Args {
+        method: entry.name,
+        list,
+    })
 }
 
 /// Every method name, sorted (what `help` answers).
