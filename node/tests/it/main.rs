@@ -2,6 +2,7 @@
 
 mod byzantine;
 mod experiment;
+mod garbage;
 mod harness;
 mod hashrate;
 mod links;
@@ -10,6 +11,7 @@ mod node;
 mod observe;
 mod p2p;
 mod scenario;
+mod secrets;
 mod security;
 mod testnet;
 mod utxo_scan;
