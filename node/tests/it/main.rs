@@ -13,6 +13,7 @@ mod p2p;
 mod scenario;
 mod secrets;
 mod security;
+mod soak;
 mod testnet;
 mod utxo_scan;
 mod view;
