@@ -83,6 +83,9 @@ pub struct NodeArgs {
     /// Most RPC requests answered at once; more are refused with HTTP 503 [default: 64]
     #[arg(long, value_name = "N")]
     pub rpc_max_in_flight: Option<usize>,
+    /// Close an RPC connection idle this long (tests) [default: 120]
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub rpc_idle_timeout: Option<u64>,
     /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:0)
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -112,6 +115,7 @@ struct FileConfig {
     max_inbound: Option<u32>,
     rpc_max_connections: Option<usize>,
     rpc_max_in_flight: Option<usize>,
+    rpc_idle_timeout: Option<u64>,
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
 }
@@ -248,6 +252,7 @@ impl NodeConfig {
         let rpc_limits = rpc_limits(
             args.rpc_max_connections.or(file.rpc_max_connections),
             args.rpc_max_in_flight.or(file.rpc_max_in_flight),
+            args.rpc_idle_timeout.or(file.rpc_idle_timeout),
         )?;
         let listen = if !args.listen.is_empty() {
             args.listen
@@ -299,18 +304,23 @@ fn check_loopback(flag: &str, addr: SocketAddr, allow_remote: bool) -> anyhow::R
     )
 }
 
-/// `--rpc-max-connections` and `--rpc-max-in-flight` over the defaults.
+/// `--rpc-max-connections`, `--rpc-max-in-flight` and `--rpc-idle-timeout` over the
+/// defaults.
 fn rpc_limits(
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
+    idle_secs: Option<u64>,
 ) -> anyhow::Result<crate::rpc::limits::RpcLimits> {
     let defaults = crate::rpc::limits::RpcLimits::default();
     let limits = crate::rpc::limits::RpcLimits {
         max_connections: max_connections.unwrap_or(defaults.max_connections),
         max_in_flight: max_in_flight.unwrap_or(defaults.max_in_flight),
+        idle_timeout: idle_secs.map_or(defaults.idle_timeout, std::time::Duration::from_secs),
     };
-    if limits.max_connections == 0 || limits.max_in_flight == 0 {
-        bail!("--rpc-max-connections and --rpc-max-in-flight must be at least 1");
+    if limits.max_connections == 0 || limits.max_in_flight == 0 || idle_secs == Some(0) {
+        bail!(
+            "--rpc-max-connections, --rpc-max-in-flight and --rpc-idle-timeout must be at least 1"
+        );
     }
     Ok(limits)
 }

@@ -113,7 +113,7 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
         network: network.handle.clone(),
     });
     let server = serve_rpc(
-        rpc::limits::LimitedListener::new(listener, config.rpc_limits.max_connections),
+        rpc::limits::LimitedListener::new(listener, &config.rpc_limits),
         rpc::router(ctx.clone(), config.rpc_limits.max_in_flight),
         shutdown_rx.clone(),
     );
@@ -171,9 +171,10 @@ fn serve_rpc(
     router: axum::Router,
     mut stop_rx: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
+    let server =
+        rpc::limits::serve_with_limits(listener, router).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
     tokio::spawn(async move { server.await })
 }
 

@@ -8,15 +8,17 @@
 //!   only turns overload into latency). Credentials are checked there, before any body is
 //!   read, so unauthenticated clients cost no body buffers;
 //! - **time**: a request gets [`REQUEST_TIMEOUT`] to be answered, and a connection that
-//!   moves no byte either way for [`IDLE_TIMEOUT`] is closed (slow or silent clients cannot
-//!   hold a connection slot forever);
+//!   moves no byte either way for [`IDLE_TIMEOUT`] while none of its requests is being
+//!   answered is closed (slow or silent clients cannot hold a connection slot forever; a
+//!   long `generate` is not cut off);
 //! - **size**: bodies above [`super::MAX_REQUEST_BYTES`] are refused (`DefaultBodyLimit`).
 //!
 //! Every refusal body is `{"jsonrpc": "2.0", "error": {"code": -32099, "message": ...},
 //! "id": null}` with a message that says the node is busy and to retry.
 
 use super::{RpcContext, authorized, codes};
-use axum::extract::{Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +27,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -38,7 +41,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// How long one request may take to be answered (`generate` of many blocks included).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// A connection that moves no byte for this long is closed.
+/// Default: a connection that moves no byte for this long (while none of its requests is
+/// being answered) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a refused connection is drained before it is closed (so the client reads the
 /// refusal instead of a reset).
@@ -56,6 +60,8 @@ pub struct RpcLimits {
     pub max_connections: usize,
     /// Requests being answered at once.
     pub max_in_flight: usize,
+    /// A connection idle this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for RpcLimits {
@@ -63,6 +69,7 @@ impl Default for RpcLimits {
         RpcLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            idle_timeout: IDLE_TIMEOUT,
         }
     }
 }
@@ -107,6 +114,57 @@ impl InFlight {
     }
 }
 
+/// How many requests of one connection are being answered (the connection is not idle
+/// while one is). Reaches the middleware as `ConnectInfo` (see [`serve_with_limits`]).
+#[derive(Clone, Debug, Default)]
+pub struct Answering(Arc<AtomicUsize>);
+
+impl Connected<axum::serve::IncomingStream<'_, LimitedListener>> for Answering {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
+        stream.io().answering.clone()
+    }
+}
+
+/// Marks a connection busy for as long as it lives.
+struct AnsweringGuard(Option<Answering>);
+
+impl AnsweringGuard {
+    fn enter(request: &Request) -> AnsweringGuard {
+        let answering = request
+            .extensions()
+            .get::<ConnectInfo<Answering>>()
+            .map(|ConnectInfo(a)| a.clone());
+        if let Some(a) = &answering {
+            a.0.fetch_add(1, Ordering::Relaxed);
+        }
+        AnsweringGuard(answering)
+    }
+}
+
+impl Drop for AnsweringGuard {
+    fn drop(&mut self) {
+        if let Some(a) = &self.0 {
+            a.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `router` as a make-service for `axum::serve` over a [`LimitedListener`], so that
+/// connections are not idle while they wait for an answer.
+pub fn serve_with_limits(
+    listener: LimitedListener,
+    router: axum::Router,
+) -> axum::serve::Serve<
+    LimitedListener,
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, Answering>,
+    axum::middleware::AddExtension<axum::Router, ConnectInfo<Answering>>,
+> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<Answering>(),
+    )
+}
+
 /// Middleware: refuses a wrong credential before the body is read, sheds a request when
 /// every slot is taken, and bounds how long one may run.
 pub async fn shed_load(State(limits): State<InFlight>, request: Request, next: Next) -> Response {
@@ -122,25 +180,29 @@ pub async fn shed_load(State(limits): State<InFlight>, request: Request, next: N
     let Ok(_slot) = limits.slots.clone().try_acquire_owned() else {
         return busy_response("every request slot is taken");
     };
+    let _answering = AnsweringGuard::enter(&request);
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => busy_response("the request timed out"),
     }
 }
 
-/// A listener that holds at most `max` connections open; one more is refused with a 503.
+/// A listener that holds at most `max_connections` open (one more is refused with a 503)
+/// and closes those idle for `idle_timeout`.
 pub struct LimitedListener {
     inner: TcpListener,
+    idle_timeout: Duration,
     slots: Arc<Semaphore>,
     draining: Arc<Semaphore>,
 }
 
 impl LimitedListener {
     /// Wraps `inner`.
-    pub fn new(inner: TcpListener, max: usize) -> LimitedListener {
+    pub fn new(inner: TcpListener, limits: &RpcLimits) -> LimitedListener {
         LimitedListener {
             inner,
-            slots: Arc::new(Semaphore::new(max.max(1))),
+            idle_timeout: limits.idle_timeout,
+            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             draining: Arc::new(Semaphore::new(MAX_DRAINING)),
         }
     }
@@ -163,7 +225,9 @@ impl axum::serve::Listener for LimitedListener {
                 }
             };
             match self.slots.clone().try_acquire_owned() {
-                Ok(permit) => return (LimitedStream::new(stream, permit), addr),
+                Ok(permit) => {
+                    return (LimitedStream::new(stream, permit, self.idle_timeout), addr);
+                }
                 Err(_) => refuse(stream, &self.draining),
             }
         }
@@ -203,28 +267,36 @@ fn refuse(mut stream: TcpStream, draining: &Arc<Semaphore>) {
 }
 
 /// An accepted connection: holds its slot until dropped and fails with `TimedOut` once it
-/// moved no byte for [`IDLE_TIMEOUT`].
+/// moved no byte for its idle timeout while no request of it was being answered.
 pub struct LimitedStream {
     inner: TcpStream,
+    idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    answering: Answering,
     _slot: OwnedSemaphorePermit,
 }
 
 impl LimitedStream {
-    fn new(inner: TcpStream, slot: OwnedSemaphorePermit) -> LimitedStream {
+    fn new(inner: TcpStream, slot: OwnedSemaphorePermit, idle_timeout: Duration) -> LimitedStream {
         let _ = inner.set_nodelay(true);
         LimitedStream {
             inner,
-            idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            answering: Answering::default(),
             _slot: slot,
         }
     }
 
     fn touched(&mut self) {
-        self.idle.as_mut().reset(Instant::now() + IDLE_TIMEOUT);
+        let at = Instant::now() + self.idle_timeout;
+        self.idle.as_mut().reset(at);
     }
 
     fn check_idle(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.idle.is_elapsed() && self.answering.0.load(Ordering::Relaxed) > 0 {
+            self.touched();
+        }
         match self.idle.as_mut().poll(cx) {
             Poll::Ready(()) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,

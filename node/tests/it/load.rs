@@ -306,3 +306,49 @@ fn rpc_full_load_of_a_thousand_connections() {
         "RSS grew from {base} kB to {peak} kB under load"
     );
 }
+
+#[test]
+fn idle_rpc_connections_are_closed_and_active_ones_kept() {
+    let node = Node::start(NodeOpts {
+        extra_args: ["--rpc-idle-timeout", "1"].map(String::from).to_vec(),
+        ..Default::default()
+    });
+    let mut silent = std::net::TcpStream::connect(&node.rpc_addr).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let started = Instant::now();
+    let closed = match std::io::Read::read(&mut silent, &mut [0u8; 1]) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    let waited = started.elapsed();
+    assert!(
+        closed && waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+        "silent connection: closed {closed} after {waited:?}"
+    );
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount"}).to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        node.auth(),
+        body.len()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let mut stream = TcpStream::connect(&node.rpc_addr).await.expect("connect");
+        let mut buf = Vec::new();
+        for _ in 0..10 {
+            stream.write_all(request.as_bytes()).await.expect("write");
+            let answer = read_answer(&mut stream, &mut buf)
+                .await
+                .expect("an active connection stays open");
+            assert_eq!(judge(&answer), Ok(true));
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    });
+}
