@@ -30,7 +30,13 @@ fn peer_entry(node: &Node, peer_id: &str) -> Option<Value> {
 
 /// One garbage writer: connects, writes random bytes until the node closes, reconnects,
 /// until `share` bytes are written or `until` passes.
-fn write_garbage(addr: String, share: u64, until: Instant, written: Arc<AtomicU64>) {
+fn write_garbage(
+    addr: String,
+    share: u64,
+    until: Instant,
+    written: Arc<AtomicU64>,
+    opened: Arc<AtomicU64>,
+) {
     let mut rng = rand::rng();
     let mut chunk = vec![0u8; 16 * 1024];
     let mut mine = 0u64;
@@ -42,6 +48,7 @@ fn write_garbage(addr: String, share: u64, until: Instant, written: Arc<AtomicU6
             std::thread::sleep(Duration::from_millis(20));
             continue;
         };
+        opened.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
         while mine < share && Instant::now() < until {
             rng.fill_bytes(&mut chunk);
@@ -78,13 +85,14 @@ fn flood(connections: usize, total: u64, limit: Duration) {
     let mut peak = base;
     let addr = tcp_addr(target.p2p.as_deref().expect("p2p address"));
     let written = Arc::new(AtomicU64::new(0));
+    let opened = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let until = started + limit;
     let writers: Vec<_> = (0..connections)
         .map(|_| {
-            let (addr, written) = (addr.clone(), written.clone());
+            let (addr, written, opened) = (addr.clone(), written.clone(), opened.clone());
             let share = total / connections as u64;
-            std::thread::spawn(move || write_garbage(addr, share, until, written))
+            std::thread::spawn(move || write_garbage(addr, share, until, written, opened))
         })
         .collect();
     let mut mined = 0u64;
@@ -100,8 +108,9 @@ fn flood(connections: usize, total: u64, limit: Duration) {
     }
     let sent = written.load(Ordering::Relaxed);
     eprintln!(
-        "garbage: {sent} bytes from {connections} connections in {:.1} s; {mined} blocks \
-         mined meanwhile; target RSS {base} kB before, peak {peak} kB",
+        "garbage: {sent} bytes from {connections} writers ({} TCP connections opened) in \
+         {:.1} s; {mined} blocks mined meanwhile; target RSS {base} kB before, peak {peak} kB",
+        opened.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
     assert!(
