@@ -238,20 +238,27 @@ impl axum::serve::Listener for LimitedListener {
     }
 }
 
+/// The raw HTTP answer to a connection over the limit.
+fn connection_refusal() -> String {
+    let body = busy_body("too many connections");
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Answers a connection over the limit with a 503 and closes it after the client had time
-/// to read it.
+/// to read it (or at once, with the answer left in the socket's buffer, when too many
+/// refusals are already draining).
 fn refuse(mut stream: TcpStream, draining: &Arc<Semaphore>) {
+    let answer = connection_refusal();
     let Ok(permit) = draining.clone().try_acquire_owned() else {
+        let _ = stream.try_write(answer.as_bytes());
         return;
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let body = busy_body("too many connections");
-        let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
         if stream.write_all(answer.as_bytes()).await.is_err() {
             return;
         }
