@@ -190,6 +190,8 @@ async fn serve_metrics(
     let bound = listener
         .local_addr()
         .context("reading the metrics address")?;
+    // Scrapers get the RPC server's connection bounds too: the port has no credential.
+    let listener = rpc::limits::LimitedListener::new(listener, &rpc::limits::RpcLimits::default());
     let server =
         axum::serve(listener, metrics::router(metrics)).with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
