@@ -24,21 +24,24 @@ struct LoadReport {
     refused: u64,
     errors: Vec<String>,
     error_count: u64,
-    latencies_us: Vec<u64>,
+    /// Latencies of answers and of refusals, µs.
+    answered_us: Vec<u64>,
+    refused_us: Vec<u64>,
     elapsed: Duration,
 }
 
-impl LoadReport {
-    fn percentile_ms(&self, p: f64) -> f64 {
-        let mut sorted = self.latencies_us.clone();
-        sorted.sort_unstable();
-        if sorted.is_empty() {
-            return 0.0;
-        }
-        let at = ((sorted.len() - 1) as f64 * p).round() as usize;
-        sorted[at] as f64 / 1000.0
+/// The `p` quantile of `latencies_us`, in ms.
+fn percentile_ms(latencies_us: &[u64], p: f64) -> f64 {
+    let mut sorted = latencies_us.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return 0.0;
     }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at] as f64 / 1000.0
+}
 
+impl LoadReport {
     fn error(&mut self, what: String) {
         self.error_count += 1;
         if self.errors.len() < 20 {
@@ -167,11 +170,12 @@ async fn client(
         let mut report = report.lock().expect("report lock");
         match outcome.and_then(|a| judge(&a).map(|ok| (ok, a.close))) {
             Ok((answered, close)) => {
-                report.latencies_us.push(latency);
                 if answered {
                     report.answered += 1;
+                    report.answered_us.push(latency);
                 } else {
                     report.refused += 1;
+                    report.refused_us.push(latency);
                 }
                 if close {
                     stream = None;
@@ -242,14 +246,17 @@ fn print_report(label: &str, report: &LoadReport, base_rss: u64, peak_rss: u64) 
     let total = report.answered + report.refused + report.error_count;
     eprintln!(
         "{label}: {total} requests in {:.1} s ({:.0}/s): {} answered, {} refused (503), {} \
-         errors; latency p50 {:.2} ms, p99 {:.2} ms; RSS {} kB before, peak {} kB",
+         errors; latency of answers p50 {:.2} ms, p99 {:.2} ms, of refusals p50 {:.2} ms, p99 \
+         {:.2} ms; RSS {} kB before, peak {} kB",
         report.elapsed.as_secs_f64(),
         total as f64 / report.elapsed.as_secs_f64(),
         report.answered,
         report.refused,
         report.error_count,
-        report.percentile_ms(0.50),
-        report.percentile_ms(0.99),
+        percentile_ms(&report.answered_us, 0.50),
+        percentile_ms(&report.answered_us, 0.99),
+        percentile_ms(&report.refused_us, 0.50),
+        percentile_ms(&report.refused_us, 0.99),
         base_rss,
         peak_rss
     );
