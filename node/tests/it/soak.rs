@@ -3,7 +3,9 @@
 //! `cairn` binary and the RPC contract). Checked throughout and at the end: no `ERROR` or
 //! panic line in any node's logs, every node converged after each heal, each node's RSS
 //! flat after warm-up, and no acknowledged payment lost (every txid `cairn wallet send`
-//! printed is in the final active chain, or a transaction spending the same coin is).
+//! printed is in the final active chain, or a transaction spending the same coin is). During
+//! each partition node0's wallet also spends one coin twice, one half on each side, so the
+//! heal must keep exactly one.
 //!
 //! The full run is `soak_five_nodes_partitioned_every_two_minutes` (ignored: 30 minutes by
 //! default, `CAIRN_SOAK_MINUTES` to change it). `CAIRN_SOAK_BIN` runs another copy of
@@ -21,7 +23,8 @@ use std::time::{Duration, Instant};
 struct SoakPlan {
     nodes: usize,
     duration: Duration,
-    /// A partition starts at the beginning of each period and is healed at its middle.
+    /// Each period: connected for its first quarter, partitioned for its middle half,
+    /// connected again for its last quarter.
     period: Duration,
     /// RSS is compared from this point on.
     warm_up: Duration,
@@ -41,6 +44,8 @@ struct SoakReport {
     convergence_secs: Vec<f64>,
     acknowledged: usize,
     refused: usize,
+    /// Double spends across the partition both of whose halves were acknowledged.
+    double_spends: usize,
     /// Per node: (RSS at warm-up, RSS at the end, peak), kB.
     rss_kb: BTreeMap<String, (u64, u64, u64)>,
     /// Acknowledged txids resolved by a conflicting spend instead of themselves.
@@ -136,19 +141,70 @@ struct Payment {
     inputs: Vec<(String, u64)>,
 }
 
-/// Pays from node `from`'s wallet to the next dev key; `None` if the wallet refused (no
-/// confirmed coin free yet is normal between blocks).
-fn pay(dir: &Path, devnet: &Devnet, from: usize, client: &RpcClient) -> Option<Payment> {
-    let to = &devnet.dev_keys[(from + 1) % devnet.nodes.len()].address;
+/// `cairn wallet` on node `k`'s wallet.
+fn wallet_of(dir: &Path, devnet: &Devnet, k: usize) -> Command {
     let mut cmd = Command::new(soak_bin());
     cmd.arg("wallet")
         .arg("--datadir")
-        .arg(&devnet.nodes[from].datadir)
+        .arg(&devnet.nodes[k].datadir)
         .env_remove("CAIRN_DATADIR");
     if dir.join("genesis.json").exists() {
         cmd.arg("--genesis").arg(dir.join("genesis.json"));
     }
-    let out = cmd
+    cmd
+}
+
+/// Spends one coin of node0's wallet twice: to node0 and, conflicting, to the last node
+/// (across the partition). Returns the halves the nodes acknowledged.
+fn double_spend(dir: &Path, devnet: &Devnet) -> Vec<Payment> {
+    let last = devnet.nodes.len() - 1;
+    let out = wallet_of(dir, devnet, 0)
+        .arg("--json")
+        .args(["double-spend", "--to", &devnet.dev_keys[1].address])
+        .args(["--to2", &devnet.dev_keys[2].address, "--amount", "50000"])
+        .arg("--node")
+        .arg(&devnet.nodes[0].datadir)
+        .arg("--node2")
+        .arg(&devnet.nodes[last].datadir)
+        .output()
+        .expect("run cairn wallet double-spend");
+    if !out.status.success() {
+        eprintln!(
+            "soak: double spend not made: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return Vec::new();
+    }
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("double-spend --json");
+    for half in ["first", "second"] {
+        if answer[half]["answer"]["accepted"] != true {
+            eprintln!("soak: {half} half refused: {}", answer[half]["answer"]);
+        }
+    }
+    ["first", "second"]
+        .iter()
+        .map(|half| &answer[half])
+        .filter(|half| half["answer"]["accepted"] == true)
+        .map(|half| Payment {
+            txid: half["txid"].as_str().expect("txid").to_owned(),
+            inputs: half["inputs"]
+                .as_array()
+                .expect("inputs")
+                .iter()
+                .map(|i| {
+                    let (txid, vout) = i.as_str().expect("TXID:VOUT").split_once(':').expect(":");
+                    (txid.to_owned(), vout.parse().expect("vout"))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Pays from node `from`'s wallet to the next dev key; `None` if the wallet refused (no
+/// confirmed coin free yet is normal between blocks).
+fn pay(dir: &Path, devnet: &Devnet, from: usize, client: &RpcClient) -> Option<Payment> {
+    let to = &devnet.dev_keys[(from + 1) % devnet.nodes.len()].address;
+    let out = wallet_of(dir, devnet, from)
         .args(["send", "--to", to, "--amount", "100000", "--fee", "1000"])
         .output()
         .expect("run cairn wallet send");
@@ -251,19 +307,23 @@ fn run_soak(plan: &SoakPlan) -> SoakReport {
     // The cycle whose partition is in place, and the last cycle already cut.
     let mut cut: Option<u32> = None;
     let mut last_cut: Option<u32> = None;
+    let mut double_spent: Option<u32> = None;
+    let mut double_spend_tries = 0;
     let mut last_rss = Instant::now() - Duration::from_secs(60);
     while started.elapsed() < plan.duration {
         let elapsed = started.elapsed();
         let cycle = (elapsed.as_secs_f64() / plan.period.as_secs_f64()) as u32;
         let in_cycle = elapsed.saturating_sub(plan.period * cycle);
-        if cut.is_none() && last_cut != Some(cycle) && in_cycle < plan.period / 2 {
+        let (cut_at, heal_at) = (plan.period / 4, plan.period * 3 / 4);
+        if cut.is_none() && last_cut != Some(cycle) && in_cycle >= cut_at && in_cycle < heal_at {
             must(
                 testnet(&dir, &["partition", &minority, &majority]),
                 "partition",
             );
             cut = Some(cycle);
             last_cut = Some(cycle);
-        } else if cut.is_some_and(|c| c != cycle || in_cycle >= plan.period / 2) {
+            double_spend_tries = 0;
+        } else if cut.is_some_and(|c| c != cycle || in_cycle >= heal_at) {
             if distinct_tips(&clients) > 1 {
                 report.diverged += 1;
             }
@@ -280,6 +340,21 @@ fn run_soak(plan: &SoakPlan) -> SoakReport {
                 took.as_secs_f64(),
                 payments.len()
             );
+        }
+        // One double spend per partition, tried a few times (the wallet needs a confirmed
+        // coin both sides know).
+        if let Some(c) = cut
+            && double_spent != Some(c)
+            && double_spend_tries < 5
+            && in_cycle >= cut_at + plan.period / 8
+        {
+            double_spend_tries += 1;
+            let halves = double_spend(&dir, &devnet);
+            if halves.len() == 2 {
+                report.double_spends += 1;
+                double_spent = Some(c);
+            }
+            payments.extend(halves);
         }
         match pay(&dir, &devnet, next_payer, &clients[next_payer]) {
             Some(p) => payments.push(p),
@@ -333,31 +408,91 @@ fn sample_rss(devnet: &Devnet, warm: bool, report: &mut SoakReport) {
     }
 }
 
-/// Waits until every acknowledged payment (or a conflicting spend of its coins) is in the
-/// converged active chain; fails naming the lost ones.
+/// Whether `p` is settled on `client`'s active chain: confirmed; or one of its coins was
+/// spent by another confirmed transaction (the other half of a double spend won); or it
+/// spent an output of an acknowledged payment that lost that way (a descendant of the
+/// losing half is invalid too, as in Bitcoin).
+fn settled(
+    client: &RpcClient,
+    p: &Payment,
+    by_txid: &BTreeMap<&str, &Payment>,
+    depth: usize,
+) -> Settled {
+    if confirmed(client, &p.txid).is_some() {
+        return Settled::Confirmed;
+    }
+    if spent_by_conflict(client, p) {
+        return Settled::Conflicted;
+    }
+    let conflicted_parent = depth < 64
+        && p.inputs.iter().any(|(parent, _)| {
+            by_txid.get(parent.as_str()).is_some_and(|parent| {
+                settled(client, parent, by_txid, depth + 1) == Settled::Conflicted
+            })
+        });
+    if conflicted_parent {
+        Settled::Conflicted
+    } else {
+        Settled::Pending
+    }
+}
+
+/// Where an acknowledged payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Confirmed,
+    Conflicted,
+    Pending,
+}
+
+/// What each node knows of a lost payment (for the failure message).
+fn whereabouts(clients: &[RpcClient], p: &Payment) -> String {
+    let seen: Vec<String> = clients
+        .iter()
+        .enumerate()
+        .map(
+            |(k, c)| match c.call("getrawtransaction", json!([p.txid, true])) {
+                Ok(tx) => format!(
+                    "node{k}: confirmations {}",
+                    tx["confirmations"].as_u64().unwrap_or(0)
+                ),
+                Err(_) => format!("node{k}: unknown"),
+            },
+        )
+        .collect();
+    format!("{} spending {:?}: {}", p.txid, p.inputs, seen.join(", "))
+}
+
+/// Waits until every acknowledged payment is settled on the converged active chain; fails
+/// naming the lost ones.
 fn settle(clients: &[RpcClient], payments: &[Payment], report: &mut SoakReport) {
     let deadline = Instant::now() + Duration::from_secs(300);
+    let by_txid: BTreeMap<&str, &Payment> = payments.iter().map(|p| (p.txid.as_str(), p)).collect();
     loop {
         converge(clients, Duration::from_secs(120)).expect("converged before the final check");
-        let pending: Vec<&Payment> = payments
+        let states: Vec<Settled> = payments
             .iter()
-            .filter(|p| confirmed(&clients[0], &p.txid).is_none())
+            .map(|p| settled(&clients[0], p, &by_txid, 0))
             .collect();
-        let lost: Vec<&&Payment> = pending
+        let lost: Vec<&Payment> = payments
             .iter()
-            .filter(|p| !spent_by_conflict(&clients[0], p))
+            .zip(&states)
+            .filter(|(_, s)| **s == Settled::Pending)
+            .map(|(p, _)| p)
             .collect();
         if lost.is_empty() {
-            report.resolved_by_conflict = pending.len();
+            report.resolved_by_conflict =
+                states.iter().filter(|s| **s == Settled::Conflicted).count();
             return;
         }
         if Instant::now() >= deadline {
-            let txids: Vec<&str> = lost.iter().map(|p| p.txid.as_str()).collect();
+            let detail: Vec<String> = lost.iter().map(|p| whereabouts(clients, p)).collect();
             panic!(
                 "{} of {} acknowledged payments are in no block of the active chain 300 s \
-                 after the last heal: {txids:?}",
+                 after the last heal, and no conflicting spend is:\n{}",
                 lost.len(),
-                payments.len()
+                payments.len(),
+                detail.join("\n")
             );
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -368,13 +503,15 @@ fn print_report(report: &SoakReport, duration: Duration) {
     let worst = report.convergence_secs.iter().copied().fold(0.0, f64::max);
     eprintln!(
         "soak: {:.1} min, {} heals ({} after the sides' tips diverged; slowest convergence \
-         {worst:.1} s), {} payments acknowledged ({} resolved by a conflicting spend), {} \
-         refused by the wallet",
+         {worst:.1} s), {} payments acknowledged ({} resolved by a conflicting spend; {} \
+         double spends across the partition acknowledged by both sides), {} refused by the \
+         wallet",
         duration.as_secs_f64() / 60.0,
         report.heals,
         report.diverged,
         report.acknowledged,
         report.resolved_by_conflict,
+        report.double_spends,
         report.refused
     );
     for (name, (warm, end, peak)) in &report.rss_kb {
@@ -405,6 +542,10 @@ fn soak_short_run_heals_and_loses_no_acknowledged_payment() {
     print_report(&report, plan.duration);
     assert!(report.heals >= 1 && report.diverged >= 1, "{report:?}");
     assert!(
+        report.double_spends >= 1 && report.resolved_by_conflict >= 1,
+        "the double spend across the partition was not exercised: {report:?}"
+    );
+    assert!(
         report.acknowledged > 0,
         "no payment went through: {report:?}"
     );
@@ -430,7 +571,9 @@ fn soak_five_nodes_partitioned_every_two_minutes() {
     let report = run_soak(&plan);
     print_report(&report, duration);
     assert!(
-        report.heals as u64 >= minutes / 2 && report.diverged >= 1,
+        report.heals as u64 >= minutes / 2
+            && report.diverged >= 1
+            && report.resolved_by_conflict >= 1,
         "{report:?}"
     );
 }
