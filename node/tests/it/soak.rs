@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod settle;
+
+use settle::settle;
+
 /// What one soak run does.
 struct SoakPlan {
     nodes: usize,
@@ -233,32 +237,6 @@ fn pay(dir: &Path, devnet: &Devnet, from: usize, client: &RpcClient) -> Option<P
     Some(Payment { txid, inputs })
 }
 
-fn confirmed(client: &RpcClient, txid: &str) -> Option<Value> {
-    let tx = client.call("getrawtransaction", json!([txid, true])).ok()?;
-    (tx["confirmations"].as_u64().unwrap_or(0) > 0).then_some(tx)
-}
-
-/// Whether some confirmed transaction other than `p` spent one of `p`'s coins.
-fn spent_by_conflict(client: &RpcClient, p: &Payment) -> bool {
-    p.inputs.iter().any(|(txid, vout)| {
-        let Some(parent) = confirmed(client, txid) else {
-            return false;
-        };
-        let address = parent["vout"][*vout as usize]["address"]
-            .as_str()
-            .expect("output address")
-            .to_owned();
-        let utxos = client
-            .call("getaddressutxos", json!([address]))
-            .expect("getaddressutxos");
-        !utxos
-            .as_array()
-            .expect("array")
-            .iter()
-            .any(|u| u["txid"].as_str() == Some(txid.as_str()) && u["vout"].as_u64() == Some(*vout))
-    })
-}
-
 /// `ERROR` and panic lines of every node's logs.
 fn bad_log_lines(devnet: &Devnet) -> Vec<String> {
     let mut bad = Vec::new();
@@ -275,125 +253,167 @@ fn bad_log_lines(devnet: &Devnet) -> Vec<String> {
     bad
 }
 
-fn run_soak(plan: &SoakPlan) -> SoakReport {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("devnet");
-    let _down = Down(dir.clone());
-    let n = plan.nodes.to_string();
-    let interval = plan.target_interval.to_string();
-    must(
-        testnet(
-            &dir,
-            &[
-                "up",
-                "-n",
-                &n,
-                "--hashrate",
-                plan.hashrate,
-                "--target-interval",
-                &interval,
-            ],
-        ),
-        "testnet up",
-    );
-    let devnet = Devnet::read(&dir).expect("devnet.json");
-    let clients = clients(&devnet);
-    let minority = devnet.names()[..2].join(",");
-    let majority = devnet.names()[2..].join(",");
-    let mut report = SoakReport::default();
-    let mut payments = Vec::new();
-    let started = Instant::now();
-    let mut next_payer = 0;
-    // The cycle whose partition is in place, and the last cycle already cut.
-    let mut cut: Option<u32> = None;
-    let mut last_cut: Option<u32> = None;
-    let mut double_spent: Option<u32> = None;
-    let mut double_spend_tries = 0;
-    let mut last_rss = Instant::now() - Duration::from_secs(60);
-    while started.elapsed() < plan.duration {
-        let elapsed = started.elapsed();
-        let cycle = (elapsed.as_secs_f64() / plan.period.as_secs_f64()) as u32;
-        let in_cycle = elapsed.saturating_sub(plan.period * cycle);
-        let (cut_at, heal_at) = (plan.period / 4, plan.period * 3 / 4);
-        if cut.is_none() && last_cut != Some(cycle) && in_cycle >= cut_at && in_cycle < heal_at {
+/// A running soak: the testnet, what was acknowledged, and where the schedule stands.
+struct Soak<'p> {
+    plan: &'p SoakPlan,
+    dir: PathBuf,
+    devnet: Devnet,
+    clients: Vec<RpcClient>,
+    report: SoakReport,
+    payments: Vec<Payment>,
+    started: Instant,
+    /// The cycle whose partition is in place, and the last cycle already cut.
+    cut: Option<u32>,
+    last_cut: Option<u32>,
+    /// The last cycle whose double spend went through, and the tries in this one.
+    double_spent: Option<u32>,
+    double_spend_tries: u32,
+}
+
+impl<'p> Soak<'p> {
+    fn start(plan: &'p SoakPlan, dir: PathBuf) -> Soak<'p> {
+        let n = plan.nodes.to_string();
+        let interval = plan.target_interval.to_string();
+        let up = ["up", "-n", &n, "--hashrate", plan.hashrate];
+        let up = testnet(&dir, &[&up[..], &["--target-interval", &interval]].concat());
+        must(up, "testnet up");
+        let devnet = Devnet::read(&dir).expect("devnet.json");
+        Soak {
+            plan,
+            clients: clients(&devnet),
+            dir,
+            devnet,
+            report: SoakReport::default(),
+            payments: Vec::new(),
+            started: Instant::now(),
+            cut: None,
+            last_cut: None,
+            double_spent: None,
+            double_spend_tries: 0,
+        }
+    }
+
+    /// Partitions or heals as the schedule says at `elapsed`; returns the cycle and the
+    /// time into it.
+    fn follow_schedule(&mut self, elapsed: Duration) -> (u32, Duration) {
+        let period = self.plan.period;
+        let cycle = (elapsed.as_secs_f64() / period.as_secs_f64()) as u32;
+        let in_cycle = elapsed.saturating_sub(period * cycle);
+        let (cut_at, heal_at) = (period / 4, period * 3 / 4);
+        if self.cut.is_none()
+            && self.last_cut != Some(cycle)
+            && in_cycle >= cut_at
+            && in_cycle < heal_at
+        {
+            let names = self.devnet.names();
+            let (minority, majority) = (names[..2].join(","), names[2..].join(","));
             must(
-                testnet(&dir, &["partition", &minority, &majority]),
+                testnet(&self.dir, &["partition", &minority, &majority]),
                 "partition",
             );
-            cut = Some(cycle);
-            last_cut = Some(cycle);
-            double_spend_tries = 0;
-        } else if cut.is_some_and(|c| c != cycle || in_cycle >= heal_at) {
-            if distinct_tips(&clients) > 1 {
-                report.diverged += 1;
-            }
-            must(testnet(&dir, &["heal"]), "heal");
-            cut = None;
-            let took = converge(&clients, Duration::from_secs(120))
-                .unwrap_or_else(|| panic!("not converged 120 s after heal {}", report.heals + 1));
-            report.heals += 1;
-            report.convergence_secs.push(took.as_secs_f64());
-            eprintln!(
-                "soak {:>5.0} s: heal {} converged in {:.1} s, {} payments acknowledged",
-                started.elapsed().as_secs_f64(),
-                report.heals,
-                took.as_secs_f64(),
-                payments.len()
-            );
+            self.cut = Some(cycle);
+            self.last_cut = Some(cycle);
+            self.double_spend_tries = 0;
+        } else if self.cut.is_some_and(|c| c != cycle || in_cycle >= heal_at) {
+            self.heal();
         }
-        // One double spend per partition, tried a few times (the wallet needs a confirmed
-        // coin both sides know).
-        if let Some(c) = cut
-            && double_spent != Some(c)
-            && double_spend_tries < 5
-            && in_cycle >= cut_at + plan.period / 8
+        (cycle, in_cycle)
+    }
+
+    fn heal(&mut self) {
+        if distinct_tips(&self.clients) > 1 {
+            self.report.diverged += 1;
+        }
+        must(testnet(&self.dir, &["heal"]), "heal");
+        self.cut = None;
+        let heal = self.report.heals + 1;
+        let took = converge(&self.clients, Duration::from_secs(120))
+            .unwrap_or_else(|| panic!("not converged 120 s after heal {heal}"));
+        self.report.heals = heal;
+        self.report.convergence_secs.push(took.as_secs_f64());
+        eprintln!(
+            "soak {:>5.0} s: heal {heal} converged in {:.1} s, {} payments acknowledged",
+            self.started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
+            self.payments.len()
+        );
+    }
+
+    /// One double spend per partition, an eighth of a period into it, tried a few times
+    /// (the wallet needs a confirmed coin both sides know).
+    fn maybe_double_spend(&mut self, in_cycle: Duration) {
+        let Some(c) = self.cut else { return };
+        if self.double_spent == Some(c)
+            || self.double_spend_tries >= 5
+            || in_cycle < self.plan.period / 4 + self.plan.period / 8
         {
-            double_spend_tries += 1;
-            let halves = double_spend(&dir, &devnet);
-            if halves.len() == 2 {
-                report.double_spends += 1;
-                double_spent = Some(c);
-            }
-            payments.extend(halves);
+            return;
         }
-        match pay(&dir, &devnet, next_payer, &clients[next_payer]) {
-            Some(p) => payments.push(p),
-            None => report.refused += 1,
+        self.double_spend_tries += 1;
+        let halves = double_spend(&self.dir, &self.devnet);
+        if halves.len() == 2 {
+            self.report.double_spends += 1;
+            self.double_spent = Some(c);
         }
-        next_payer = (next_payer + 1) % devnet.nodes.len();
-        if last_rss.elapsed() >= Duration::from_secs(10) {
-            last_rss = Instant::now();
-            sample_rss(&devnet, started.elapsed() >= plan.warm_up, &mut report);
-        }
-        let bad = bad_log_lines(&devnet);
+        self.payments.extend(halves);
+    }
+
+    fn assert_clean_logs(&self) {
+        let bad = bad_log_lines(&self.devnet);
         assert!(
             bad.is_empty(),
             "error lines in the logs:\n{}",
             bad.join("\n")
         );
-        std::thread::sleep(Duration::from_secs(1));
     }
-    if cut.is_some() {
-        must(testnet(&dir, &["heal"]), "final heal");
-        report.heals += 1;
-    }
-    report.acknowledged = payments.len();
-    settle(&clients, &payments, &mut report);
-    let bad = bad_log_lines(&devnet);
-    assert!(
-        bad.is_empty(),
-        "error lines in the logs:\n{}",
-        bad.join("\n")
-    );
-    if plan.check_rss {
-        for (name, (warm, end, _)) in &report.rss_kb {
-            assert!(
-                *end as f64 <= *warm as f64 * 1.10,
-                "{name}'s RSS grew from {warm} kB after warm-up to {end} kB"
-            );
+
+    fn run(mut self) -> SoakReport {
+        let mut next_payer = 0;
+        let mut last_rss = Instant::now() - Duration::from_secs(60);
+        while self.started.elapsed() < self.plan.duration {
+            let (_, in_cycle) = self.follow_schedule(self.started.elapsed());
+            self.maybe_double_spend(in_cycle);
+            match pay(
+                &self.dir,
+                &self.devnet,
+                next_payer,
+                &self.clients[next_payer],
+            ) {
+                Some(p) => self.payments.push(p),
+                None => self.report.refused += 1,
+            }
+            next_payer = (next_payer + 1) % self.devnet.nodes.len();
+            if last_rss.elapsed() >= Duration::from_secs(10) {
+                last_rss = Instant::now();
+                let warm = self.started.elapsed() >= self.plan.warm_up;
+                sample_rss(&self.devnet, warm, &mut self.report);
+            }
+            self.assert_clean_logs();
+            std::thread::sleep(Duration::from_secs(1));
         }
+        if self.cut.is_some() {
+            self.heal();
+        }
+        self.report.acknowledged = self.payments.len();
+        settle(&self.clients, &self.payments, &mut self.report);
+        self.assert_clean_logs();
+        if self.plan.check_rss {
+            for (name, (warm, end, _)) in &self.report.rss_kb {
+                assert!(
+                    *end as f64 <= *warm as f64 * 1.10,
+                    "{name}'s RSS grew from {warm} kB after warm-up to {end} kB"
+                );
+            }
+        }
+        self.report
     }
-    report
+}
+
+fn run_soak(plan: &SoakPlan) -> SoakReport {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("devnet");
+    let _down = Down(dir.clone());
+    Soak::start(plan, dir).run()
 }
 
 fn sample_rss(devnet: &Devnet, warm: bool, report: &mut SoakReport) {
@@ -405,97 +425,6 @@ fn sample_rss(devnet: &Devnet, warm: bool, report: &mut SoakReport) {
         }
         entry.1 = rss;
         entry.2 = entry.2.max(rss);
-    }
-}
-
-/// Whether `p` is settled on `client`'s active chain: confirmed; or one of its coins was
-/// spent by another confirmed transaction (the other half of a double spend won); or it
-/// spent an output of an acknowledged payment that lost that way (a descendant of the
-/// losing half is invalid too, as in Bitcoin).
-fn settled(
-    client: &RpcClient,
-    p: &Payment,
-    by_txid: &BTreeMap<&str, &Payment>,
-    depth: usize,
-) -> Settled {
-    if confirmed(client, &p.txid).is_some() {
-        return Settled::Confirmed;
-    }
-    if spent_by_conflict(client, p) {
-        return Settled::Conflicted;
-    }
-    let conflicted_parent = depth < 64
-        && p.inputs.iter().any(|(parent, _)| {
-            by_txid.get(parent.as_str()).is_some_and(|parent| {
-                settled(client, parent, by_txid, depth + 1) == Settled::Conflicted
-            })
-        });
-    if conflicted_parent {
-        Settled::Conflicted
-    } else {
-        Settled::Pending
-    }
-}
-
-/// Where an acknowledged payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
-    Confirmed,
-    Conflicted,
-    Pending,
-}
-
-/// What each node knows of a lost payment (for the failure message).
-fn whereabouts(clients: &[RpcClient], p: &Payment) -> String {
-    let seen: Vec<String> = clients
-        .iter()
-        .enumerate()
-        .map(
-            |(k, c)| match c.call("getrawtransaction", json!([p.txid, true])) {
-                Ok(tx) => format!(
-                    "node{k}: confirmations {}",
-                    tx["confirmations"].as_u64().unwrap_or(0)
-                ),
-                Err(_) => format!("node{k}: unknown"),
-            },
-        )
-        .collect();
-    format!("{} spending {:?}: {}", p.txid, p.inputs, seen.join(", "))
-}
-
-/// Waits until every acknowledged payment is settled on the converged active chain; fails
-/// naming the lost ones.
-fn settle(clients: &[RpcClient], payments: &[Payment], report: &mut SoakReport) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let by_txid: BTreeMap<&str, &Payment> = payments.iter().map(|p| (p.txid.as_str(), p)).collect();
-    loop {
-        converge(clients, Duration::from_secs(120)).expect("converged before the final check");
-        let states: Vec<Settled> = payments
-            .iter()
-            .map(|p| settled(&clients[0], p, &by_txid, 0))
-            .collect();
-        let lost: Vec<&Payment> = payments
-            .iter()
-            .zip(&states)
-            .filter(|(_, s)| **s == Settled::Pending)
-            .map(|(p, _)| p)
-            .collect();
-        if lost.is_empty() {
-            report.resolved_by_conflict =
-                states.iter().filter(|s| **s == Settled::Conflicted).count();
-            return;
-        }
-        if Instant::now() >= deadline {
-            let detail: Vec<String> = lost.iter().map(|p| whereabouts(clients, p)).collect();
-            panic!(
-                "{} of {} acknowledged payments are in no block of the active chain 300 s \
-                 after the last heal, and no conflicting spend is:\n{}",
-                lost.len(),
-                payments.len(),
-                detail.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_secs(2));
     }
 }
 
