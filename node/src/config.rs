@@ -44,6 +44,9 @@ pub struct NodeArgs {
     /// JSON-RPC address [default: 127.0.0.1:0]
     #[arg(long)]
     pub rpc_addr: Option<SocketAddr>,
+    /// Allow --rpc-addr and --metrics beyond loopback (the cookie is still required)
+    #[arg(long)]
+    pub rpc_allow_remote: bool,
     /// Mine continuously (or every --block-time seconds)
     #[arg(long)]
     pub mine: bool,
@@ -74,6 +77,15 @@ pub struct NodeArgs {
     /// Most inbound peers; beyond, the least useful one is evicted [default: 117]
     #[arg(long, hide = true)]
     pub max_inbound: Option<u32>,
+    /// Most RPC connections open at once; one more is refused with HTTP 503 [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub rpc_max_connections: Option<usize>,
+    /// Most RPC requests answered at once; more are refused with HTTP 503 [default: 64]
+    #[arg(long, value_name = "N")]
+    pub rpc_max_in_flight: Option<usize>,
+    /// Close an RPC connection idle this long (tests) [default: 120]
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub rpc_idle_timeout: Option<u64>,
     /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:0)
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -93,6 +105,7 @@ struct FileConfig {
     listen: Option<Vec<String>>,
     peer: Option<Vec<String>>,
     rpc_addr: Option<SocketAddr>,
+    rpc_allow_remote: Option<bool>,
     mine: Option<bool>,
     miner_address: Option<String>,
     threads: Option<usize>,
@@ -103,6 +116,9 @@ struct FileConfig {
     byzantine: Option<String>,
     max_inbound_per_ip: Option<u32>,
     max_inbound: Option<u32>,
+    rpc_max_connections: Option<usize>,
+    rpc_max_in_flight: Option<usize>,
+    rpc_idle_timeout: Option<u64>,
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
     reindex: Option<bool>,
@@ -134,6 +150,8 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// RPC bind address.
     pub rpc_addr: SocketAddr,
+    /// What the RPC server takes on at once.
+    pub rpc_limits: crate::rpc::limits::RpcLimits,
     /// Where to serve metrics (none: not served).
     pub metrics: Option<SocketAddr>,
     /// Mine from the start.
@@ -227,6 +245,21 @@ impl NodeConfig {
                 toml_path.display()
             );
         }
+        let rpc_addr = args
+            .rpc_addr
+            .or(file.rpc_addr)
+            .unwrap_or_else(|| DEFAULT_RPC_ADDR.parse().expect("valid default"));
+        let metrics = args.metrics.or(file.metrics);
+        let allow_remote = args.rpc_allow_remote || file.rpc_allow_remote.unwrap_or(false);
+        check_loopback("--rpc-addr", rpc_addr, allow_remote)?;
+        if let Some(addr) = metrics {
+            check_loopback("--metrics", addr, allow_remote)?;
+        }
+        let rpc_limits = rpc_limits(
+            args.rpc_max_connections.or(file.rpc_max_connections),
+            args.rpc_max_in_flight.or(file.rpc_max_in_flight),
+            args.rpc_idle_timeout.or(file.rpc_idle_timeout),
+        )?;
         let listen = if !args.listen.is_empty() {
             args.listen
         } else {
@@ -242,11 +275,9 @@ impl NodeConfig {
             } else {
                 file.peer.unwrap_or_default()
             },
-            metrics: args.metrics.or(file.metrics),
-            rpc_addr: args
-                .rpc_addr
-                .or(file.rpc_addr)
-                .unwrap_or_else(|| DEFAULT_RPC_ADDR.parse().expect("valid default")),
+            metrics,
+            rpc_addr,
+            rpc_limits,
             // A hash-rate cap only means something while mining: `--hashrate` implies it.
             mine: args.mine || file.mine.unwrap_or(false) || hashrate.is_some(),
             miner_address,
@@ -265,6 +296,40 @@ impl NodeConfig {
             reindex: args.reindex || file.reindex.unwrap_or(false),
         })
     }
+}
+
+/// Refuses a listener beyond loopback unless `--rpc-allow-remote` (or `rpc_allow_remote`
+/// in `cairn.toml`) says so: an RPC port reachable from the network is one leaked cookie
+/// away from an emptied wallet, and the metrics port has no credential at all.
+fn check_loopback(flag: &str, addr: SocketAddr, allow_remote: bool) -> anyhow::Result<()> {
+    if addr.ip().to_canonical().is_loopback() || allow_remote {
+        return Ok(());
+    }
+    bail!(
+        "{flag} {addr} is not a loopback address: refusing to listen beyond this machine \
+         without --rpc-allow-remote (rpc_allow_remote = true in cairn.toml)"
+    )
+}
+
+/// `--rpc-max-connections`, `--rpc-max-in-flight` and `--rpc-idle-timeout` over the
+/// defaults.
+fn rpc_limits(
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+    idle_secs: Option<u64>,
+) -> anyhow::Result<crate::rpc::limits::RpcLimits> {
+    let defaults = crate::rpc::limits::RpcLimits::default();
+    let limits = crate::rpc::limits::RpcLimits {
+        max_connections: max_connections.unwrap_or(defaults.max_connections),
+        max_in_flight: max_in_flight.unwrap_or(defaults.max_in_flight),
+        idle_timeout: idle_secs.map_or(defaults.idle_timeout, std::time::Duration::from_secs),
+    };
+    if limits.max_connections == 0 || limits.max_in_flight == 0 || idle_secs == Some(0) {
+        bail!(
+            "--rpc-max-connections, --rpc-max-in-flight and --rpc-idle-timeout must be at least 1"
+        );
+    }
+    Ok(limits)
 }
 
 #[cfg(test)]
@@ -340,6 +405,69 @@ mod tests {
         assert!(resolve("", true));
         assert!(resolve("reindex = true\n", false));
         assert!(resolve("reindex = false\n", true));
+    }
+
+    #[test]
+    fn listeners_beyond_loopback_need_rpc_allow_remote() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |toml: &str, args: NodeArgs| {
+            std::fs::write(dir.path().join("cairn.toml"), toml).unwrap();
+            NodeConfig::resolve(NodeArgs {
+                datadir: Some(dir.path().into()),
+                ..args
+            })
+        };
+        let remote: SocketAddr = "0.0.0.0:8332".parse().unwrap();
+        let err = format!(
+            "{:#}",
+            resolve(
+                "",
+                NodeArgs {
+                    rpc_addr: Some(remote),
+                    ..Default::default()
+                }
+            )
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("--rpc-addr 0.0.0.0:8332") && err.contains("--rpc-allow-remote"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            resolve("metrics = \"10.1.2.3:9100\"\n", NodeArgs::default()).unwrap_err()
+        );
+        assert!(
+            err.contains("--metrics 10.1.2.3:9100") && err.contains("--rpc-allow-remote"),
+            "{err}"
+        );
+        let ipv6_loopback: SocketAddr = "[::1]:0".parse().unwrap();
+        let config = resolve(
+            "",
+            NodeArgs {
+                rpc_addr: Some(ipv6_loopback),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.rpc_addr, ipv6_loopback);
+        let config = resolve(
+            "",
+            NodeArgs {
+                rpc_addr: Some(remote),
+                metrics: Some(remote),
+                rpc_allow_remote: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((config.rpc_addr, config.metrics), (remote, Some(remote)));
+        let config = resolve(
+            "rpc_allow_remote = true\nrpc_addr = \"0.0.0.0:8332\"\n",
+            NodeArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(config.rpc_addr, remote);
     }
 
     #[test]

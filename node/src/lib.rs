@@ -116,7 +116,11 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
         shutdown: shutdown_tx,
         network: network.handle.clone(),
     });
-    let server = serve_rpc(listener, ctx.clone(), shutdown_rx.clone());
+    let server = serve_rpc(
+        rpc::limits::LimitedListener::new(listener, &config.rpc_limits),
+        rpc::router(ctx.clone(), config.rpc_limits.max_in_flight),
+        shutdown_rx.clone(),
+    );
     let expiry = spawn_mempool_expiry(chain.clone());
     let sampler = metrics::spawn_sampler(
         metrics.clone(),
@@ -182,13 +186,14 @@ fn open_state(config: &NodeConfig, datadir: &DataDir) -> anyhow::Result<NodeStat
 
 /// Serves the RPC until `stop` turns true, then drains in-flight requests.
 fn serve_rpc(
-    listener: tokio::net::TcpListener,
-    ctx: Arc<rpc::RpcContext>,
+    listener: rpc::limits::LimitedListener,
+    router: axum::Router,
     mut stop_rx: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    let server = axum::serve(listener, rpc::router(ctx)).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
+    let server =
+        rpc::limits::serve_with_limits(listener, router).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
     tokio::spawn(async move { server.await })
 }
 
@@ -204,6 +209,8 @@ async fn serve_metrics(
     let bound = listener
         .local_addr()
         .context("reading the metrics address")?;
+    // Scrapers get the RPC server's connection bounds too: the port has no credential.
+    let listener = rpc::limits::LimitedListener::new(listener, &rpc::limits::RpcLimits::default());
     let server =
         axum::serve(listener, metrics::router(metrics)).with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;

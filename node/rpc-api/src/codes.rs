@@ -34,3 +34,6 @@ pub const SHUTTING_DOWN: i64 = -28;
 pub const P2P_ERROR: i64 = -29;
 /// `setban … remove` of a peer that is not banned (Core's RPC_CLIENT_INVALID_IP_OR_SUBNET).
 pub const NOT_BANNED: i64 = -30;
+/// The node refused the request because it is overloaded (too many requests in flight or
+/// connections open): retry later. Sent with HTTP 503 (JSON-RPC's server-error range).
+pub const SERVER_BUSY: i64 = -32099;

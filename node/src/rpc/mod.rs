@@ -7,11 +7,13 @@
 //! with an array, HTTP 200. This envelope logic is here; the methods are declared once in
 //! [`registry`] and handled by domain: [`chain`], [`mempool`], [`mining`], [`network`],
 //! [`control`]. Parameters are parsed in [`params`]. `GET /events` streams changes as
-//! server-sent events ([`events`]).
+//! server-sent events ([`events`]). What the server takes on at once (connections,
+//! requests in flight, time) is bounded in [`limits`].
 
 pub mod chain;
 pub mod control;
 pub mod events;
+pub mod limits;
 pub mod mempool;
 pub mod mining;
 pub mod network;
@@ -101,8 +103,10 @@ impl From<NodeStopped> for RpcError {
     }
 }
 
-/// Builds the router (used by the node and by tests).
-pub fn router(ctx: Arc<RpcContext>) -> Router {
+/// Builds the router (used by the node and by tests); at most `max_in_flight` requests are
+/// answered at once, the rest are refused with HTTP 503 ([`limits::shed_load`]).
+pub fn router(ctx: Arc<RpcContext>, max_in_flight: usize) -> Router {
+    let in_flight = limits::InFlight::new(ctx.clone(), max_in_flight);
     Router::new()
         .route("/", post(handle))
         .route(
@@ -110,6 +114,10 @@ pub fn router(ctx: Arc<RpcContext>) -> Router {
             axum::routing::get(events::handle),
         )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            in_flight,
+            limits::shed_load,
+        ))
         .with_state(ctx)
 }
 

@@ -57,6 +57,7 @@ pub struct Node {
     child: Option<Child>,
     dir: tempfile::TempDir,
     opts: NodeOpts,
+    log_filter: &'static str,
     /// `127.0.0.1:PORT`.
     pub rpc_addr: String,
     /// `__cookie__:HEX`.
@@ -75,11 +76,17 @@ pub fn cairn_bin() -> &'static str {
 impl Node {
     /// Starts a node in a fresh temp datadir and waits for `ready`.
     pub fn start(opts: NodeOpts) -> Node {
+        Node::start_logging(opts, "info")
+    }
+
+    /// [`Node::start`] with `RUST_LOG=log_filter` (kept across restarts).
+    pub fn start_logging(opts: NodeOpts, log_filter: &'static str) -> Node {
         let dir = tempfile::tempdir().expect("temp datadir");
         let mut node = Node {
             child: None,
             dir,
             opts,
+            log_filter,
             rpc_addr: String::new(),
             cookie: String::new(),
             p2p: None,
@@ -87,6 +94,11 @@ impl Node {
         };
         node.launch();
         node
+    }
+
+    /// The process id, while the node runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The data directory.
@@ -118,7 +130,7 @@ impl Node {
         }
         cmd.args(&self.opts.extra_args)
             .env_remove("CAIRN_DATADIR")
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", self.log_filter);
         cmd
     }
 
@@ -324,6 +336,18 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The resident set size of process `pid` in kB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
