@@ -175,11 +175,6 @@ impl Node {
             .expect("cookie written before ready");
     }
 
-    /// The node process's id while it runs (to read its memory from `/proc`).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The node's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
