@@ -25,19 +25,6 @@ pub(crate) fn p2p(node: &Node) -> String {
     node.p2p.clone().expect("the node listens for peers")
 }
 
-pub(crate) fn tip(node: &Node) -> String {
-    node.rpc("getbestblockhash", json!([]))
-        .as_str()
-        .expect("hash")
-        .to_owned()
-}
-
-pub(crate) fn height(node: &Node) -> u64 {
-    node.rpc("getblockcount", json!([]))
-        .as_u64()
-        .expect("height")
-}
-
 pub(crate) fn peers_of(node: &Node) -> Vec<Value> {
     node.rpc("getpeerinfo", json!([]))
         .as_array()
@@ -117,11 +104,11 @@ pub(crate) fn wait_connected(a: &Node, b: &Node) {
 /// Waits until every node has the same tip; returns it.
 pub(crate) fn converge(nodes: &[&Node]) -> String {
     let ok = wait_until(CONVERGE, || {
-        let tips: Vec<String> = nodes.iter().map(|n| tip(n)).collect();
+        let tips: Vec<String> = nodes.iter().map(|n| n.tip()).collect();
         tips.windows(2).all(|w| w[0] == w[1])
     });
     assert!(ok, "nodes did not converge\n{}", logs(nodes));
-    tip(nodes[0])
+    nodes[0].tip()
 }
 
 /// What every test asserts of an honest victim: no honest block invalid (only the
@@ -322,7 +309,7 @@ fn branches_with_less_work_than_the_tip_leave_nothing_behind() {
             "the weak block {hash} is stored"
         );
     }
-    assert_eq!(tip(&v), honest_tip);
+    assert_eq!(v.tip(), honest_tip);
     let next = kit.build_on(&honest[depth - 1].block_hash(), 1);
     submit(&h, &next[0]);
     converge(&[&v, &h]);
@@ -354,7 +341,7 @@ fn unconnecting_blocks_are_not_kept_and_their_silent_sender_does_not_stall_sync(
         let started = Instant::now();
         v.rpc("addnode", json!([p2p(&h), "add"]));
         let mut i = 1;
-        while height(&v) < 30 {
+        while v.height() < 30 {
             assert!(
                 started.elapsed() < Duration::from_secs(40),
                 "the victim did not sync from the honest peer\n{}",
@@ -381,7 +368,7 @@ fn unconnecting_blocks_are_not_kept_and_their_silent_sender_does_not_stall_sync(
         synced_after < Duration::from_secs(25),
         "sync stalled behind a silent announcer for {synced_after:?}"
     );
-    assert_eq!(tip(&v), honest[29].block_hash().to_string());
+    assert_eq!(v.tip(), honest[29].block_hash().to_string());
     assert_honest_record(&v, &[&h], &[]);
 }
 
@@ -414,7 +401,7 @@ fn pipelined_block_requests_are_served_one_at_a_time() {
             && started.elapsed() < Duration::from_secs(30)
         {
             greedy.pump(Duration::from_millis(100)).await;
-            assert!(height(&v) >= 32, "RPC answers during the burst");
+            assert!(v.height() >= 32, "RPC answers during the burst");
         }
         greedy.tally
     });
@@ -437,7 +424,7 @@ fn pipelined_block_requests_are_served_one_at_a_time() {
     );
     // An honest peer that asks one at a time is served in full.
     assert!(
-        wait_until(CONVERGE, || height(&h) == 32),
+        wait_until(CONVERGE, || h.height() == 32),
         "{}",
         logs(&[&v, &h])
     );
@@ -598,7 +585,7 @@ fn equivocating_node_is_not_an_offense_and_the_race_resolves() {
     a.generate(1);
     converge(&[&a, &b, &e]);
     e.generate(1);
-    assert!(wait_until(CONVERGE, || height(&a) == 2 && height(&b) == 2));
+    assert!(wait_until(CONVERGE, || a.height() == 2 && b.height() == 2));
     // Both of E's blocks reached the honest nodes (who saw which first is a race): two
     // tips at height 2 between them, one of them a fork, neither invalid.
     let seen = || {
@@ -620,7 +607,7 @@ fn equivocating_node_is_not_an_offense_and_the_race_resolves() {
     );
     eprintln!(
         "after the equivocation the honest nodes are split: {}",
-        tip(&a) != tip(&b)
+        a.tip() != b.tip()
     );
     let mined = a.generate(1);
     assert_eq!(converge(&[&a, &b, &e]), mined[0]);
@@ -646,10 +633,10 @@ fn lie_work_node_costs_score_and_a_disconnect_and_sync_moves_to_an_honest_peer()
     wait_connected(&v, &e);
     let started = Instant::now();
     v.rpc("addnode", json!([p2p(&h), "add"]));
-    let ok = wait_until(Duration::from_secs(45), || height(&v) == 20);
+    let ok = wait_until(Duration::from_secs(45), || v.height() == 20);
     let took = started.elapsed();
     eprintln!("synced past the lying peer in {took:?}");
-    assert!(ok, "victim stuck at {}\n{}", height(&v), logs(&[&v]));
+    assert!(ok, "victim stuck at {}\n{}", v.height(), logs(&[&v]));
     assert!(
         took < Duration::from_secs(30),
         "sync moved on after {took:?}"

@@ -2,7 +2,7 @@
 //! honest peer, and for each case a fresh test-peer identity that delivers it through the
 //! real protocols (gossipsub for blocks, raw frames on the sync stream for the codec). Each
 //! case is refused with its own reason, the sender is banned or spared as the table says,
-//! and the victim keeps its honest peer, reaches the honest tip, holds no honest block
+//! and the victim keeps its honest peer, reaches the honest holds no honest block
 //! invalid and answers RPC throughout.
 //!
 //! | case | delivered as | reason (`listbanned` / log) | sender |
@@ -26,8 +26,8 @@
 //! | gossip message above gossipsub's `max_transmit_size` (from a peer whose gossipsub allows it) | gossiped frame | none: the receiver's gossipsub drops the frame unread (a debug line in libp2p) | unseen, so unpunished; nothing stored |
 
 use crate::byzantine::{
-    assert_honest_record, ban_reason, connected, converge, height, logs, p2p, peer_entry, runtime,
-    submit, tip, wait_connected,
+    assert_honest_record, ban_reason, connected, converge, logs, p2p, peer_entry, runtime, submit,
+    wait_connected,
 };
 use crate::harness::{Node, NodeOpts, regtest, wait_until};
 use crate::test_peer::{Answers, RawPeer, TestPeer};
@@ -301,7 +301,7 @@ fn assert_victim_whole(victim: &Node, honest: &Node, case: &Case) {
         logs(&[victim])
     );
     assert_eq!(ban_reason(victim, &honest.peer_id), None, "{}", case.name);
-    assert!(height(victim) > 0, "RPC answers");
+    assert!(victim.height() > 0, "RPC answers");
 }
 
 // ----- the corpus ---------------------------------------------------------------------------
@@ -565,7 +565,7 @@ fn consensus_bug_corpus_over_p2p_is_refused_reason_by_reason() {
     // The honest peer still relays to the victim, which holds nothing honest invalid.
     let mined = honest.generate(1);
     assert!(
-        wait_until(Duration::from_secs(30), || tip(&victim) == mined[0]),
+        wait_until(Duration::from_secs(30), || victim.tip() == mined[0]),
         "{}",
         logs(&[&victim, &honest])
     );

@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn height(node: &Node) -> u64 {
-    node.rpc("getblockcount", json!([])).as_u64().unwrap()
-}
-
 fn strategy(node: &Node) -> Value {
     node.rpc("getmininginfo", json!([]))["strategy"].clone()
 }
@@ -54,7 +50,7 @@ fn selfish_node_withholds_its_blocks_until_the_others_find_one_then_overrides() 
     assert_eq!(strategy(&pool)["withheld"], 2);
     // Neither gossip nor sync nor the status reveals the two blocks.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(height(&honest), 0, "withheld blocks leaked");
+    assert_eq!(honest.height(), 0, "withheld blocks leaked");
     assert!(honest.try_rpc("getblock", json!([private[0], 1])).is_err());
     assert_eq!(strategy(&pool)["public_tip_height"], 0);
     // The others find a block: lead 2 → publish everything, the honest node reorganises.
@@ -64,7 +60,7 @@ fn selfish_node_withholds_its_blocks_until_the_others_find_one_then_overrides() 
             == json!(private[1])),
         "the honest node did not adopt the pool's branch"
     );
-    assert_eq!(height(&honest), 2);
+    assert_eq!(honest.height(), 2);
     assert_eq!(strategy(&pool)["state"], "0");
     assert_eq!(strategy(&pool)["withheld"], 0);
     assert_eq!(
@@ -88,7 +84,7 @@ fn selfish_node_races_with_a_lead_of_one_and_counts_the_race() {
     honest.generate(1);
     assert!(wait_until(CONVERGE, || strategy(&pool)["races"] == 1));
     assert_eq!(strategy(&pool)["gamma"], 0.0);
-    assert!(wait_until(CONVERGE, || height(&pool) == 2));
+    assert!(wait_until(CONVERGE, || pool.height() == 2));
 }
 
 fn experiment(args: &[&str]) -> (Value, Duration) {

@@ -225,6 +225,21 @@ impl Node {
         Ok(answer["result"].clone())
     }
 
+    /// Its active tip (`getbestblockhash`).
+    pub fn tip(&self) -> String {
+        self.rpc("getbestblockhash", json!([]))
+            .as_str()
+            .expect("getbestblockhash is a hash")
+            .to_owned()
+    }
+
+    /// Its active chain's height (`getblockcount`).
+    pub fn height(&self) -> u64 {
+        self.rpc("getblockcount", json!([]))
+            .as_u64()
+            .expect("getblockcount is a number")
+    }
+
     /// Calls a method that must succeed.
     pub fn rpc(&self, method: &str, params: Value) -> Value {
         self.try_rpc(method, params)

@@ -1,12 +1,10 @@
 //! Header spam (issue 13, finding 3's memory figure): peers claiming more work than the
-//! victim serve branches with less work than its tip, pages of headers that do not
+//! victim serve branches with less work than its pages of headers that do not
 //! connect, and one page over and over. Nothing below the anti-DoS work threshold is
 //! stored, the victim holds at most one sync round's pending headers, and its resident
 //! memory levels off. The CI variant asserts the bound; the heavy one gives the figure.
 
-use crate::byzantine::{
-    assert_honest_record, connected, converge, height, p2p, runtime, tip, wait_connected,
-};
+use crate::byzantine::{assert_honest_record, connected, converge, p2p, runtime, wait_connected};
 use crate::harness::{Node, NodeOpts, regtest};
 use crate::test_peer::{Answers, TestPeer};
 use cairn_core::validation::check_proof_of_work;
@@ -74,7 +72,7 @@ struct SpamFigures {
 fn header_spam(height_of_tip: u32, weak: usize, unconnecting: usize) -> SpamFigures {
     let victim = Node::start(NodeOpts::default());
     for _ in 0..height_of_tip.div_ceil(500) {
-        victim.generate(500.min(height_of_tip - height(&victim) as u32));
+        victim.generate(500.min(height_of_tip - victim.height() as u32));
     }
     let honest = Node::start(NodeOpts {
         peers: vec![p2p(&victim)],
@@ -162,7 +160,7 @@ fn header_spam(height_of_tip: u32, weak: usize, unconnecting: usize) -> SpamFigu
         stored_before,
         stored_after: tree_size(&victim),
     };
-    assert_eq!(tip(&victim), honest_tip);
+    assert_eq!(victim.tip(), honest_tip);
     assert!(connected(&victim, &honest));
     assert_honest_record(&victim, &[&honest], &[]);
     eprintln!(

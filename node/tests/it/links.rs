@@ -12,13 +12,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn tip(node: &Node) -> String {
-    node.rpc("getbestblockhash", json!([]))
-        .as_str()
-        .expect("hash")
-        .to_owned()
-}
-
 fn peer_entry(node: &Node, other: &Node) -> Option<Value> {
     node.rpc("getpeerinfo", json!([]))
         .as_array()
@@ -52,7 +45,7 @@ fn arrival(from: &Node, to: &Node, timeout: Duration) -> Option<Duration> {
     let hash = from.generate(1).pop().expect("one block");
     let mined = Instant::now();
     while mined.elapsed() < timeout {
-        if tip(to) == hash {
+        if to.tip() == hash {
             return Some(mined.elapsed());
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -120,11 +113,11 @@ fn total_loss_cuts_the_gossip_path_for_blocks_and_transactions() {
         .as_str()
         .expect("txid")
         .to_owned();
-    let before = tip(&b);
+    let before = b.tip();
     let lost = a.generate(1).pop().expect("a block");
     // Long enough for gossip (milliseconds here) and for a status refresh to try sync.
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(tip(&b), before, "the block crossed a 100 % loss link");
+    assert_eq!(b.tip(), before, "the block crossed a 100 % loss link");
     let pool = b.rpc("getrawmempool", json!([]));
     assert!(
         !pool.as_array().unwrap().iter().any(|t| t == txid.as_str()),
@@ -143,7 +136,7 @@ fn total_loss_cuts_the_gossip_path_for_blocks_and_transactions() {
     // Healed: the next block arrives, and sync fetches the one that was lost.
     b.rpc("setlinkshaping", json!([a.peer_id, {}]));
     let next = a.generate(1).pop().expect("a block");
-    let ok = wait_until(Duration::from_secs(30), || tip(&b) == next);
+    let ok = wait_until(Duration::from_secs(30), || b.tip() == next);
     assert!(ok, "b did not catch up after the reset:\n{}", b.log());
     let lost_block = b.rpc("getblock", json!([lost]));
     assert_eq!(lost_block["hash"], json!(lost));
@@ -191,7 +184,7 @@ fn a_bandwidth_cap_paces_a_big_block_at_the_rate() {
     let kbit = 640.0;
     shape(&a, &b, json!({"bandwidth_kbit": kbit}));
     let took = arrival(&a, &b, Duration::from_secs(30)).expect("the big block arrives");
-    let hash = tip(&b);
+    let hash = b.tip();
     let size = b.rpc("getblock", json!([hash]))["size"]
         .as_f64()
         .unwrap_or_else(|| encoding::encode(&tx).len() as f64);

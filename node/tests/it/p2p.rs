@@ -36,19 +36,6 @@ fn connected(node: &Node, other: &Node) -> bool {
         .any(|p| p["peer_id"] == other.peer_id.as_str())
 }
 
-fn tip(node: &Node) -> String {
-    node.rpc("getbestblockhash", json!([]))
-        .as_str()
-        .expect("hash")
-        .to_owned()
-}
-
-fn height(node: &Node) -> u64 {
-    node.rpc("getblockcount", json!([]))
-        .as_u64()
-        .expect("height")
-}
-
 fn utxo_hash(node: &Node) -> String {
     node.rpc("gettxoutsetinfo", json!([]))["hash_serialized"]
         .as_str()
@@ -70,7 +57,7 @@ fn banned(node: &Node) -> Vec<Value> {
 /// Waits until every node has the same tip and UTXO set hash; returns the tip.
 fn converge(nodes: &[&Node]) -> String {
     let ok = wait_until(CONVERGE, || {
-        let tips: Vec<String> = nodes.iter().map(|n| tip(n)).collect();
+        let tips: Vec<String> = nodes.iter().map(|n| n.tip()).collect();
         tips.windows(2).all(|w| w[0] == w[1])
     });
     assert!(
@@ -78,7 +65,7 @@ fn converge(nodes: &[&Node]) -> String {
         "nodes did not converge: {:?}\n{}",
         nodes
             .iter()
-            .map(|n| (height(n), tip(n)))
+            .map(|n| (n.height(), n.tip()))
             .collect::<Vec<_>>(),
         logs(nodes)
     );
@@ -87,7 +74,7 @@ fn converge(nodes: &[&Node]) -> String {
         hashes.windows(2).all(|w| w[0] == w[1]),
         "same tip, different UTXO sets: {hashes:?}"
     );
-    tip(nodes[0])
+    nodes[0].tip()
 }
 
 fn logs(nodes: &[&Node]) -> String {
@@ -143,7 +130,7 @@ fn three_nodes_converge_and_a_transaction_sent_to_one_is_mined_by_another() {
 
     a.generate(10);
     let tip = converge(&[&a, &b, &c]);
-    assert_eq!(height(&c), 10);
+    assert_eq!(c.height(), 10);
 
     let (payer, payee) = (dev_secret_key(1), dev_secret_key(2));
     let tx = spend(&payer, &[genesis_coin(&a, &payer)], &payee, 5_000_000, 1000);
@@ -237,9 +224,9 @@ fn partition_heals_to_the_heavier_chain_and_the_losing_side_keeps_its_transactio
     let losing = c.generate(2);
     a.generate(4);
     let winning = converge(&[&a, &b]);
-    assert_eq!(height(&c), 5);
-    assert_eq!(height(&a), 7);
-    assert_ne!(tip(&c), winning);
+    assert_eq!(c.height(), 5);
+    assert_eq!(a.height(), 7);
+    assert_ne!(c.tip(), winning);
 
     // Heal: lift the bans and reconnect.
     for (node, other) in [(&a, &c), (&b, &c), (&c, &a), (&c, &b)] {
@@ -280,11 +267,11 @@ fn late_joiner_syncs_thousands_of_blocks_headers_first() {
         peers: vec![p2p(&a)],
         ..Default::default()
     });
-    let ok = wait_until(Duration::from_secs(240), || height(&late) == blocks as u64);
+    let ok = wait_until(Duration::from_secs(240), || late.height() == blocks as u64);
     assert!(
         ok,
         "late joiner stuck at {}\n{}",
-        height(&late),
+        late.height(),
         logs(&[&a, &late])
     );
     eprintln!("synced {blocks} blocks in {:?}", started.elapsed());
@@ -295,7 +282,7 @@ fn late_joiner_syncs_thousands_of_blocks_headers_first() {
     );
     // The joiner's new blocks still reach the old node by gossip.
     let mined = late.generate(1);
-    assert!(wait_until(CONVERGE, || tip(&a) == mined[0]));
+    assert!(wait_until(CONVERGE, || a.tip() == mined[0]));
 }
 
 #[test]
@@ -669,7 +656,7 @@ fn misbehaving_peers_are_banned_at_once_and_honest_peers_are_unaffected() {
         "{:?}",
         peers_of(&a)
     );
-    assert_eq!(tip(&a), before);
+    assert_eq!(a.tip(), before);
     assert_eq!(banned(&a).len(), 3);
     assert!(banned(&b).is_empty());
     let mined = a.generate(2);

@@ -14,23 +14,10 @@ const SPEND_EVERY: u64 = 400;
 /// The syncing node is killed once it has acknowledged this height.
 const KILL_AT: u64 = CHAIN / 4;
 
-fn height(node: &Node) -> u64 {
-    node.rpc("getblockcount", json!([]))
-        .as_u64()
-        .expect("getblockcount is a number")
-}
-
-fn best(node: &Node) -> String {
-    node.rpc("getbestblockhash", json!([]))
-        .as_str()
-        .expect("a hash")
-        .to_owned()
-}
-
 /// `node`'s active chain, fetched block by block, connected into a fresh in-memory chain:
 /// the UTXO set hash a replay gives.
 fn replayed_utxo_hash(node: &Node) -> String {
-    let tip = height(node);
+    let tip = node.height();
     let mut chain = ChainState::open(regtest(), MemoryStore::new()).expect("memory store");
     let now = u64::MAX / 4;
     for h in 1..=tip {
@@ -64,7 +51,7 @@ fn kill_during_group_committed_sync_loses_nothing_acknowledged() {
         source.generate(SPEND_EVERY as u32);
         mined += SPEND_EVERY;
     }
-    assert_eq!(height(&source), mined);
+    assert_eq!(source.height(), mined);
 
     let mut syncing = Node::start(NodeOpts {
         peers: vec![source.p2p.clone().expect("the source listens")],
@@ -79,8 +66,8 @@ fn kill_during_group_committed_sync_loses_nothing_acknowledged() {
             "the node did not sync to {KILL_AT}; log:\n{}",
             syncing.log()
         );
-        acked_tip = best(&syncing);
-        acked_height = height(&syncing);
+        acked_tip = syncing.tip();
+        acked_height = syncing.height();
         std::thread::sleep(Duration::from_millis(2));
     }
     syncing.kill();
@@ -92,7 +79,7 @@ fn kill_during_group_committed_sync_loses_nothing_acknowledged() {
     // Restarted without its peer, it holds what it had acknowledged, or more.
     drop(source);
     syncing.start_after_kill();
-    let restarted = height(&syncing);
+    let restarted = syncing.height();
     assert!(
         restarted >= acked_height,
         "acknowledged height {acked_height}, restarted at {restarted}"
@@ -112,6 +99,6 @@ fn kill_during_group_committed_sync_loses_nothing_acknowledged() {
     );
     // And it is a working node: it mines on that tip.
     syncing.generate(1);
-    assert!(wait_until(Duration::from_secs(10), || height(&syncing)
+    assert!(wait_until(Duration::from_secs(10), || syncing.height()
         == restarted + 1));
 }

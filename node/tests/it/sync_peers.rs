@@ -2,24 +2,10 @@
 //! both for blocks, and still completes when one of them dies mid-sync.
 
 use crate::harness::{Node, NodeOpts, wait_until};
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Blocks of the chain the fresh node syncs.
 const CHAIN: u32 = 1500;
-
-fn height(node: &Node) -> u64 {
-    node.rpc("getblockcount", json!([]))
-        .as_u64()
-        .expect("getblockcount is a number")
-}
-
-fn best(node: &Node) -> String {
-    node.rpc("getbestblockhash", json!([]))
-        .as_str()
-        .expect("a hash")
-        .to_owned()
-}
 
 /// Two nodes holding the same `CHAIN`-block chain.
 fn two_sources() -> (Node, Node) {
@@ -30,7 +16,7 @@ fn two_sources() -> (Node, Node) {
         ..NodeOpts::default()
     });
     assert!(
-        wait_until(Duration::from_secs(120), || height(&b) == u64::from(CHAIN)),
+        wait_until(Duration::from_secs(120), || b.height() == u64::from(CHAIN)),
         "the second source did not sync; log:\n{}",
         b.log()
     );
@@ -68,11 +54,11 @@ fn a_fresh_node_downloads_blocks_from_both_of_its_peers() {
     let (a, b) = two_sources();
     let c = fresh_node(&a, &b);
     assert!(
-        wait_until(Duration::from_secs(120), || height(&c) == u64::from(CHAIN)),
+        wait_until(Duration::from_secs(120), || c.height() == u64::from(CHAIN)),
         "the fresh node did not sync; log:\n{}",
         c.log()
     );
-    assert_eq!(best(&c), best(&a));
+    assert_eq!(c.tip(), a.tip());
     let (from_a, from_b) = (served_by(&c, &a.peer_id), served_by(&c, &b.peer_id));
     assert!(
         from_a > 0 && from_b > 0,
@@ -87,20 +73,20 @@ fn sync_completes_when_one_of_two_peers_dies_mid_sync() {
     let (a, mut b) = two_sources();
     let c = fresh_node(&a, &b);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while height(&c) < u64::from(CHAIN / 5) {
+    while c.height() < u64::from(CHAIN / 5) {
         assert!(Instant::now() < deadline, "no sync; log:\n{}", c.log());
         std::thread::sleep(Duration::from_millis(2));
     }
-    let killed_at = height(&c);
+    let killed_at = c.height();
     b.kill();
     assert!(
         killed_at < u64::from(CHAIN),
         "the sync finished before the kill: nothing was tested"
     );
     assert!(
-        wait_until(Duration::from_secs(120), || height(&c) == u64::from(CHAIN)),
+        wait_until(Duration::from_secs(120), || c.height() == u64::from(CHAIN)),
         "the sync did not complete after a peer died at height {killed_at}; log:\n{}",
         c.log()
     );
-    assert_eq!(best(&c), best(&a));
+    assert_eq!(c.tip(), a.tip());
 }
