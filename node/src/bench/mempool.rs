@@ -2,7 +2,8 @@
 //! pool (with the node's signature cache, cold: every signature verified) ÷ single-thread
 //! k256 verifications per second. Second figure: what a full pool costs a block — the time
 //! to import a block of `--block-txs` spends and bring the pool in line with the new tip
-//! (`Mempool::reorg`, as the node does after every tip change), with `--pool-txs`
+//! (`Mempool::update_for_tip_change`, as the node does after every tip change: a block that
+//! only extends the tip removes what it confirmed or conflicts with), with `--pool-txs`
 //! unrelated transactions in the pool ÷ the same with an empty pool.
 
 use super::workload::{ChainWorkload, FEE};
@@ -256,13 +257,7 @@ fn connect_with_pool(
     let change = report
         .tip_changed
         .context("the bench block did not move the tip")?;
-    pool.reorg(
-        change.returned_txs,
-        &change.connected,
-        chain.store(),
-        chain.height() + 1,
-        now,
-    )?;
+    pool.update_for_tip_change(&change, chain.store(), chain.height() + 1, now)?;
     let elapsed = start.elapsed();
     anyhow::ensure!(
         pool.len() == pool_size,
