@@ -435,10 +435,10 @@ mod tests {
         );
         let err = format!(
             "{:#}",
-            resolve("metrics = \"10.1.2.3:9100\"\n", NodeArgs::default()).unwrap_err()
+            resolve("metrics = \"0.0.0.0:9100\"\n", NodeArgs::default()).unwrap_err()
         );
         assert!(
-            err.contains("--metrics 10.1.2.3:9100") && err.contains("--rpc-allow-remote"),
+            err.contains("--metrics 0.0.0.0:9100") && err.contains("--rpc-allow-remote"),
             "{err}"
         );
         let ipv6_loopback: SocketAddr = "[::1]:0".parse().unwrap();
