@@ -5,10 +5,9 @@
 //! than the node's event buffer misses events, not the connection: it should re-read
 //! `getblocktree` after a `lagged` comment, as after a reconnect.
 
-use super::{RpcContext, authorized};
+use super::RpcContext;
 use crate::chain_task::NodeEvent;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use cairn_rpc::types::events;
@@ -82,12 +81,9 @@ fn stream_of(ctx: &RpcContext) -> impl Stream<Item = Result<Event, Infallible>> 
     )
 }
 
-/// The handler of [`events::PATH`].
-pub(super) async fn handle(State(ctx): State<Arc<RpcContext>>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &ctx.cookie_secret) {
-        tracing::warn!("event stream request with a missing or wrong credential refused");
-        return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
-    }
+/// The handler of [`events::PATH`] (the credential was checked by [`super::limits::shed_load`],
+/// which guards every route).
+pub(super) async fn handle(State(ctx): State<Arc<RpcContext>>) -> Response {
     Sse::new(stream_of(&ctx))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response()

@@ -103,8 +103,9 @@ impl From<NodeStopped> for RpcError {
     }
 }
 
-/// Builds the router (used by the node and by tests); at most `max_in_flight` requests are
-/// answered at once, the rest are refused with HTTP 503 ([`limits::shed_load`]).
+/// Builds the router (used by the node and by tests). [`limits::shed_load`] guards every
+/// route: a missing or wrong credential gets 401 before anything else, and at most
+/// `max_in_flight` requests are answered at once, the rest refused with HTTP 503.
 pub fn router(ctx: Arc<RpcContext>, max_in_flight: usize) -> Router {
     let in_flight = limits::InFlight::new(ctx.clone(), max_in_flight);
     Router::new()
@@ -144,16 +145,9 @@ fn authorized(headers: &HeaderMap, secret: &str) -> bool {
             == 0
 }
 
-async fn handle(State(ctx): State<Arc<RpcContext>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&headers, &ctx.cookie_secret) {
-        tracing::warn!("RPC request with a missing or wrong credential refused");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
-            "",
-        )
-            .into_response();
-    }
+/// `POST /`: one request or a batch (the credential was checked by [`limits::shed_load`],
+/// which guards every route).
+async fn handle(State(ctx): State<Arc<RpcContext>>, body: Bytes) -> Response {
     match parse_body(&body) {
         Err(err) => {
             let answer = json!({"jsonrpc": "2.0", "error": err.to_json(), "id": null});
