@@ -34,7 +34,22 @@ pub(super) struct Relay {
     /// Messages of peers whose status has not arrived yet, held (a few each) until it does:
     /// nothing of a peer that never completes the handshake is validated.
     held: HashMap<PeerId, Vec<gossip::Job>>,
+    /// Our own blocks and transactions that found no peer subscribed to their topic (just
+    /// after start or connect), published again as soon as a peer subscribes: a block that
+    /// only ties the peers' tip would otherwise never reach them, as sync fetches only more
+    /// work.
+    unpublished: Vec<Unpublished>,
 }
+
+/// One of our messages waiting for a subscriber.
+struct Unpublished {
+    topic: gossipsub::IdentTopic,
+    data: Vec<u8>,
+    what: String,
+}
+
+/// Our own messages kept for a subscriber; the oldest go first beyond this.
+const MAX_UNPUBLISHED: usize = 16;
 
 /// Messages held per peer before its handshake; beyond, they are ignored.
 const MAX_HELD_PER_PEER: usize = 16;
@@ -59,6 +74,7 @@ impl Relay {
             equivocate,
             published_blocks: 0,
             held: HashMap::new(),
+            unpublished: Vec::new(),
         }
     }
 
@@ -71,13 +87,14 @@ impl Relay {
         scoring: &mut Scoring,
         event: gossipsub::Event,
     ) {
-        let gossipsub::Event::Message {
-            propagation_source: source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
+        let (source, message_id, message) = match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => (propagation_source, message_id, message),
+            gossipsub::Event::Subscribed { .. } => return self.publish_waiting(swarm),
+            _ => return,
         };
         let kind = if message.topic == self.topics.blocks.hash() {
             Kind::Block
@@ -229,8 +246,19 @@ impl Relay {
         } else {
             Vec::new()
         };
-        match swarm.behaviour_mut().gossipsub.publish(topic, data) {
+        match swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic.clone(), data.clone())
+        {
             Ok(_) => tracing::debug!(left_out = excluded.len(), "published {what}"),
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!("no peer subscribed yet: {what} waits for one");
+                if self.unpublished.len() == MAX_UNPUBLISHED {
+                    self.unpublished.remove(0);
+                }
+                self.unpublished.push(Unpublished { topic, data, what });
+            }
             Err(e) => tracing::debug!("not published {what}: {e}"),
         }
         for peer in excluded {
@@ -238,6 +266,21 @@ impl Relay {
                 .behaviour_mut()
                 .gossipsub
                 .set_application_score(&peer, 0.0);
+        }
+    }
+
+    /// A peer subscribed to a topic: publishes what waited for one (what still finds no
+    /// subscriber on its own topic waits on).
+    fn publish_waiting(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for waiting in std::mem::take(&mut self.unpublished) {
+            let gossip = &mut swarm.behaviour_mut().gossipsub;
+            match gossip.publish(waiting.topic.clone(), waiting.data.clone()) {
+                Ok(_) => tracing::debug!("published {} once a peer subscribed", waiting.what),
+                Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                    self.unpublished.push(waiting)
+                }
+                Err(e) => tracing::debug!("not published {}: {e}", waiting.what),
+            }
         }
     }
 

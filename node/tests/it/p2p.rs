@@ -113,6 +113,39 @@ fn send(node: &Node, tx: &Transaction) -> String {
     .to_owned()
 }
 
+/// Whether `node` holds the body of block `hash`.
+fn knows(node: &Node, hash: &str) -> bool {
+    node.try_rpc("getblock", json!([hash, 1])).is_ok()
+}
+
+#[test]
+fn blocks_mined_before_any_peer_reach_peers_that_connect_later_even_at_equal_work() {
+    // Two lone nodes each mine one block: their gossip finds no subscriber. Once they
+    // connect, neither has more work than the other, so sync fetches nothing: only
+    // publishing again when a peer subscribes tells each about the other's block.
+    let a = Node::start(NodeOpts::default());
+    let b = Node::start(NodeOpts {
+        extra_args: vec![
+            "--miner-address".into(),
+            regtest().config.dev_accounts[1].address.clone(),
+        ],
+        ..NodeOpts::default()
+    });
+    let block_a = a.generate(1).remove(0);
+    let block_b = b.generate(1).remove(0);
+    assert_ne!(block_a, block_b);
+    a.rpc("addnode", json!([p2p(&b), "add"]));
+    wait_connected(&a, &b);
+    assert!(
+        wait_until(CONVERGE, || knows(&a, &block_b) && knows(&b, &block_a)),
+        "the lone blocks never crossed\n{}",
+        logs(&[&a, &b])
+    );
+    // Equal work keeps the first seen: each stays on its own block, the other's a fork.
+    assert_eq!(a.tip(), block_a);
+    assert_eq!(b.tip(), block_b);
+}
+
 #[test]
 fn three_nodes_converge_and_a_transaction_sent_to_one_is_mined_by_another() {
     let a = Node::start(NodeOpts::default());
