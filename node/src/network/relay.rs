@@ -34,22 +34,20 @@ pub(super) struct Relay {
     /// Messages of peers whose status has not arrived yet, held (a few each) until it does:
     /// nothing of a peer that never completes the handshake is validated.
     held: HashMap<PeerId, Vec<gossip::Job>>,
-    /// Our own blocks and transactions that found no peer subscribed to their topic (just
-    /// after start or connect), published again as soon as a peer subscribes: a block that
-    /// only ties the peers' tip would otherwise never reach them, as sync fetches only more
-    /// work.
-    unpublished: Vec<Unpublished>,
+    /// Our newest block, when it found no peer subscribed to the blocks topic (just after
+    /// start or connect): published again as soon as a peer subscribes, since a block that
+    /// only ties the peer's tip would otherwise never reach it (sync fetches only more work).
+    /// Only the newest: older ones reach a peer by sync, and announcing them would be a run
+    /// of blocks that do not connect. Transactions are not kept.
+    unpublished: Option<Unpublished>,
 }
 
-/// One of our messages waiting for a subscriber.
+/// Our block waiting for a subscriber.
 struct Unpublished {
     topic: gossipsub::IdentTopic,
     data: Vec<u8>,
     what: String,
 }
-
-/// Our own messages kept for a subscriber; the oldest go first beyond this.
-const MAX_UNPUBLISHED: usize = 16;
 
 /// Messages held per peer before its handshake; beyond, they are ignored.
 const MAX_HELD_PER_PEER: usize = 16;
@@ -74,7 +72,7 @@ impl Relay {
             equivocate,
             published_blocks: 0,
             held: HashMap::new(),
-            unpublished: Vec::new(),
+            unpublished: None,
         }
     }
 
@@ -246,18 +244,19 @@ impl Relay {
         } else {
             Vec::new()
         };
+        let is_block = topic.hash() == self.topics.blocks.hash();
+        if is_block {
+            self.unpublished = None;
+        }
         match swarm
             .behaviour_mut()
             .gossipsub
             .publish(topic.clone(), data.clone())
         {
             Ok(_) => tracing::debug!(left_out = excluded.len(), "published {what}"),
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) if is_block => {
                 tracing::debug!("no peer subscribed yet: {what} waits for one");
-                if self.unpublished.len() == MAX_UNPUBLISHED {
-                    self.unpublished.remove(0);
-                }
-                self.unpublished.push(Unpublished { topic, data, what });
+                self.unpublished = Some(Unpublished { topic, data, what });
             }
             Err(e) => tracing::debug!("not published {what}: {e}"),
         }
@@ -269,18 +268,19 @@ impl Relay {
         }
     }
 
-    /// A peer subscribed to a topic: publishes what waited for one (what still finds no
-    /// subscriber on its own topic waits on).
+    /// A peer subscribed to a topic: publishes the block that waited for one (it waits on
+    /// while it still finds no subscriber).
     fn publish_waiting(&mut self, swarm: &mut Swarm<Behaviour>) {
-        for waiting in std::mem::take(&mut self.unpublished) {
-            let gossip = &mut swarm.behaviour_mut().gossipsub;
-            match gossip.publish(waiting.topic.clone(), waiting.data.clone()) {
-                Ok(_) => tracing::debug!("published {} once a peer subscribed", waiting.what),
-                Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                    self.unpublished.push(waiting)
-                }
-                Err(e) => tracing::debug!("not published {}: {e}", waiting.what),
+        let Some(waiting) = self.unpublished.take() else {
+            return;
+        };
+        let gossip = &mut swarm.behaviour_mut().gossipsub;
+        match gossip.publish(waiting.topic.clone(), waiting.data.clone()) {
+            Ok(_) => tracing::debug!("published {} once a peer subscribed", waiting.what),
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                self.unpublished = Some(waiting)
             }
+            Err(e) => tracing::debug!("not published {}: {e}", waiting.what),
         }
     }
 
