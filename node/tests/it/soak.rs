@@ -470,9 +470,12 @@ fn soak_short_run_heals_and_loses_no_acknowledged_payment() {
     let report = run_soak(&plan);
     print_report(&report, plan.duration);
     assert!(report.heals >= 1 && report.diverged >= 1, "{report:?}");
+    // In 40 s the wallet may hold no confirmed coin when the partition starts (its coins
+    // are in flight), so the double spend is not always made here; the heavy run, with a
+    // partition every two minutes, requires it. When it was made, one half must lose.
     assert!(
-        report.double_spends >= 1 && report.resolved_by_conflict >= 1,
-        "the double spend across the partition was not exercised: {report:?}"
+        report.double_spends == 0 || report.resolved_by_conflict >= 1,
+        "a double spend acknowledged by both sides was not resolved: {report:?}"
     );
     assert!(
         report.acknowledged > 0,
@@ -502,6 +505,7 @@ fn soak_five_nodes_partitioned_every_two_minutes() {
     assert!(
         report.heals as u64 >= minutes / 2
             && report.diverged >= 1
+            && report.double_spends >= 1
             && report.resolved_by_conflict >= 1,
         "{report:?}"
     );
