@@ -513,6 +513,20 @@ fn byzantine(modes: &str, peers: Vec<String>) -> Node {
     })
 }
 
+/// Two honest nodes and a Byzantine node running `modes`, all three connected.
+fn honest_pair_and(modes: &str) -> (Node, Node, Node) {
+    let a = Node::start(NodeOpts::default());
+    let b = Node::start(NodeOpts {
+        peers: vec![p2p(&a)],
+        ..Default::default()
+    });
+    let e = byzantine(modes, vec![p2p(&a), p2p(&b)]);
+    wait_connected(&a, &b);
+    wait_connected(&a, &e);
+    wait_connected(&b, &e);
+    (a, b, e)
+}
+
 fn wait_banned(victim: &Node, attacker: &Node, within: Duration) -> String {
     let mut reason = None;
     assert!(
@@ -546,15 +560,7 @@ fn empty_bodies_node_is_banned_and_the_blocks_it_mangled_stay_valid() {
 
 #[test]
 fn invalid_blocks_node_is_banned_by_everyone_it_sends_to() {
-    let a = Node::start(NodeOpts::default());
-    let b = Node::start(NodeOpts {
-        peers: vec![p2p(&a)],
-        ..Default::default()
-    });
-    let e = byzantine("invalid-blocks", vec![p2p(&a), p2p(&b)]);
-    wait_connected(&a, &b);
-    wait_connected(&a, &e);
-    wait_connected(&b, &e);
+    let (a, b, e) = honest_pair_and("invalid-blocks");
     a.generate(2);
     converge(&[&a, &b, &e]);
     let bad: Vec<String> = e.generate(1);
@@ -573,15 +579,7 @@ fn invalid_blocks_node_is_banned_by_everyone_it_sends_to() {
 
 #[test]
 fn equivocating_node_is_not_an_offense_and_the_race_resolves() {
-    let a = Node::start(NodeOpts::default());
-    let b = Node::start(NodeOpts {
-        peers: vec![p2p(&a)],
-        ..Default::default()
-    });
-    let e = byzantine("equivocate", vec![p2p(&a), p2p(&b)]);
-    wait_connected(&a, &b);
-    wait_connected(&a, &e);
-    wait_connected(&b, &e);
+    let (a, b, e) = honest_pair_and("equivocate");
     a.generate(1);
     converge(&[&a, &b, &e]);
     e.generate(1);
