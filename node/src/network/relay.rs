@@ -244,21 +244,22 @@ impl Relay {
         } else {
             Vec::new()
         };
-        let is_block = topic.hash() == self.topics.blocks.hash();
-        if is_block {
+        // Only our own block is kept for a later subscriber (a copy, once per block we
+        // mine); transactions are handed to gossipsub without one.
+        let retained = (topic.hash() == self.topics.blocks.hash()).then(|| {
             self.unpublished = None;
-        }
-        match swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic.clone(), data.clone())
-        {
-            Ok(_) => tracing::debug!(left_out = excluded.len(), "published {what}"),
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) if is_block => {
+            (topic.clone(), data.clone())
+        });
+        match (
+            swarm.behaviour_mut().gossipsub.publish(topic, data),
+            retained,
+        ) {
+            (Ok(_), _) => tracing::debug!(left_out = excluded.len(), "published {what}"),
+            (Err(gossipsub::PublishError::NoPeersSubscribedToTopic), Some((topic, data))) => {
                 tracing::debug!("no peer subscribed yet: {what} waits for one");
                 self.unpublished = Some(Unpublished { topic, data, what });
             }
-            Err(e) => tracing::debug!("not published {what}: {e}"),
+            (Err(e), _) => tracing::debug!("not published {what}: {e}"),
         }
         for peer in excluded {
             swarm
