@@ -4,7 +4,8 @@
 //! pass. It lives there, not here, because it drives a real chain state over the store and
 //! the chain state is built on this module.
 //!
-//! `Option` means "not there"; `Err` means "the store failed".
+//! `Option` means "not there"; `Err` means "the store failed". [`CoinCache`] is a
+//! write-back UTXO cache in front of any store (`cairn node --dbcache`).
 
 use crate::amount::Amount;
 use crate::block::Block;
@@ -16,6 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Re-exported: the store keeps coins, and callers name them through it.
 pub use crate::utxo::Coin;
+
+mod cache;
+pub use cache::{CoinCache, MIB};
 
 /// What disconnecting a block needs: the coins its inputs spent, in input order.
 #[derive(Clone, PartialEq, Eq, Debug, Default, bincode::Encode, bincode::Decode)]
@@ -70,7 +74,9 @@ pub struct StoreBatch<'a> {
 
 /// Writes atomically.
 pub trait ChainWriter {
-    /// Applies `batch` atomically and durably.
+    /// Applies `batch` atomically and durably. A [`CoinCache`] keeps the UTXO part and the
+    /// tip in memory until it flushes, and writes the rest through: what it acknowledges is
+    /// then durable as block data, from which reopening the chain connects it again.
     fn write(&mut self, batch: StoreBatch<'_>) -> Result<(), StoreError>;
 }
 

@@ -26,7 +26,7 @@ use super::ChainState;
 use crate::block::Block;
 use crate::block_index::BlockEntry;
 use crate::hash::BlockHash;
-use crate::store::{ChainStore, StoreBatch, StoreError};
+use crate::store::{ChainStore, CoinCache, StoreBatch, StoreError};
 use std::sync::Arc;
 
 /// Index entries and bodies stored in memory, not yet written.
@@ -74,6 +74,15 @@ impl<S: ChainStore + GroupWriter> ChainState<S> {
         let flushed = self.flush_pending();
         let committed = self.store.commit_group();
         flushed.and(committed)
+    }
+}
+
+impl<S: ChainStore> ChainState<CoinCache<S>> {
+    /// Writes whatever is pending, then flushes the UTXO cache: the store behind it holds
+    /// the current tip and its coins when this returns `Ok`.
+    pub fn flush_coins(&mut self) -> Result<(), StoreError> {
+        self.flush_pending()?;
+        self.store.flush()
     }
 }
 
