@@ -9,10 +9,11 @@
 use crate::clock::SharedClock;
 use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
 use crate::metrics::Metrics;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 use crate::strategy::{Strategy, StrategyKind};
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
 use cairn_core::sigcache::{DEFAULT_SIGCACHE_BYTES, SigCache};
+use cairn_core::store::StoreError;
 use cairn_core::{
     Amount, Block, BlockHash, ChainParams, ChainState, PubkeyHash, Transaction, Txid,
 };
@@ -28,6 +29,10 @@ pub use handle::{
     AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
     TxLookup, spawn,
 };
+
+/// How often the chain thread writes its UTXO cache to disk when nothing else did: the most
+/// blocks a crash makes it connect again at the next start.
+pub const COIN_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A fresh random salt for the signature cache, so peers cannot predict its keys. Without
 /// OS randomness the cache still works: its keys stay hashes of what was verified, only
@@ -89,7 +94,7 @@ pub enum NodeEvent {
 /// Chain state, mempool and the indexes the RPC needs.
 pub struct NodeState {
     /// Blocks, fork choice, UTXO set.
-    pub chain: ChainState<RocksStore>,
+    pub chain: ChainState<NodeStore>,
     /// Unconfirmed transactions.
     pub mempool: Mempool,
     /// Txid → block of every transaction on the active chain (rebuilt at start).
@@ -113,7 +118,7 @@ pub struct NodeState {
 impl NodeState {
     /// Wraps an opened chain; indexes the active chain's transactions.
     pub fn new(
-        mut chain: ChainState<RocksStore>,
+        mut chain: ChainState<NodeStore>,
         events: broadcast::Sender<NodeEvent>,
     ) -> Result<Self, ChainError> {
         let mut mempool = Mempool::new(chain.params().clone(), MempoolConfig::default());
@@ -386,9 +391,28 @@ impl NodeState {
         Ok(())
     }
 
-    /// Flushes the store before the process exits.
-    pub fn close(&self) {
-        if let Err(e) = self.chain.store().flush() {
+    /// Writes the UTXO cache to the store (with the tip it belongs to), if it holds
+    /// anything.
+    pub fn flush_coins(&mut self) -> Result<(), StoreError> {
+        let flushes = self.chain.store().flushes();
+        let pending = self.chain.store().len();
+        self.chain.flush_coins()?;
+        if self.chain.store().flushes() > flushes {
+            tracing::debug!(
+                coins = pending,
+                height = self.chain.height(),
+                "UTXO cache flushed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Flushes the UTXO cache and the store before the process exits.
+    pub fn close(&mut self) {
+        if let Err(e) = self.flush_coins() {
+            tracing::error!("flushing the UTXO cache: {e}");
+        }
+        if let Err(e) = self.chain.store().inner().flush() {
             tracing::error!("flushing the chain store: {e}");
         }
     }

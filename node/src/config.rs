@@ -95,6 +95,9 @@ pub struct NodeArgs {
     /// Rebuild the block index, UTXO set and tip from the stored block bodies, then serve
     #[arg(long)]
     pub reindex: bool,
+    /// UTXO cache in MiB: coin changes wait in memory and reach the disk with their tip; 0 writes every change through [default: 64]
+    #[arg(long, value_name = "MB")]
+    pub dbcache: Option<u64>,
 }
 
 /// `DATADIR/cairn.toml`.
@@ -122,6 +125,7 @@ struct FileConfig {
     metrics: Option<SocketAddr>,
     strategy: Option<StrategyKind>,
     reindex: Option<bool>,
+    dbcache: Option<u64>,
 }
 
 /// `hashrate` in `cairn.toml`: `hashrate = "250k"` or `hashrate = 250000`.
@@ -176,6 +180,8 @@ pub struct NodeConfig {
     pub strategy: StrategyKind,
     /// Rebuild the chain store from its block bodies before serving (`--reindex`).
     pub reindex: bool,
+    /// Budget of the UTXO cache in front of the chain store, in bytes (`--dbcache`).
+    pub dbcache_bytes: usize,
 }
 
 /// The data directory the flags point at (`--datadir`, `$CAIRN_DATADIR`, or `./.cairn`).
@@ -294,8 +300,25 @@ impl NodeConfig {
             ),
             strategy: args.strategy.or(file.strategy).unwrap_or_default(),
             reindex: args.reindex || file.reindex.unwrap_or(false),
+            dbcache_bytes: dbcache_bytes(args.dbcache.or(file.dbcache))?,
         })
     }
+}
+
+/// `--dbcache` when none is given, in MiB. Bitcoin Core defaults to 450; a testnet's UTXO
+/// set is small, and a machine runs several nodes.
+pub const DEFAULT_DBCACHE_MB: u64 = 64;
+/// The largest `--dbcache`, in MiB (Core's cap on 64-bit machines is far larger; a
+/// testnet node never needs more than this).
+pub const MAX_DBCACHE_MB: u64 = 16 * 1024;
+
+/// `--dbcache MB` (or `dbcache` in `cairn.toml`) in bytes.
+fn dbcache_bytes(mb: Option<u64>) -> anyhow::Result<usize> {
+    let mb = mb.unwrap_or(DEFAULT_DBCACHE_MB);
+    if mb > MAX_DBCACHE_MB {
+        bail!("--dbcache {mb} is more than the largest UTXO cache, {MAX_DBCACHE_MB} MiB");
+    }
+    Ok(usize::try_from(mb).expect("at most MAX_DBCACHE_MB") * cairn_core::store::MIB)
 }
 
 /// Refuses a listener beyond loopback unless `--rpc-allow-remote` (or `rpc_allow_remote`
@@ -405,6 +428,31 @@ mod tests {
         assert!(resolve("", true));
         assert!(resolve("reindex = true\n", false));
         assert!(resolve("reindex = false\n", true));
+    }
+
+    #[test]
+    fn dbcache_comes_from_the_flag_over_the_file_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |toml: &str, flag: Option<u64>| {
+            std::fs::write(dir.path().join("cairn.toml"), toml).unwrap();
+            NodeConfig::resolve(NodeArgs {
+                datadir: Some(dir.path().into()),
+                dbcache: flag,
+                ..Default::default()
+            })
+            .map(|c| c.dbcache_bytes)
+        };
+        let mib = cairn_core::store::MIB;
+        assert_eq!(resolve("", None).unwrap(), 64 * mib);
+        assert_eq!(resolve("dbcache = 8\n", None).unwrap(), 8 * mib);
+        assert_eq!(resolve("dbcache = 8\n", Some(0)).unwrap(), 0);
+        let err = resolve("", Some(MAX_DBCACHE_MB + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--dbcache 16385") && err.contains("16384 MiB"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
         shutdown_rx.clone(),
     );
     let expiry = spawn_mempool_expiry(chain.clone());
+    let coin_flush = spawn_coin_flush(chain.clone());
     let sampler = metrics::spawn_sampler(
         metrics.clone(),
         chain.clone(),
@@ -146,6 +147,7 @@ pub async fn run_with_clock(config: NodeConfig, clock: SharedClock) -> anyhow::R
     drop(ctx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
     expiry.abort();
+    coin_flush.abort();
     sampler.abort();
     drop(mining);
     drop(chain);
@@ -169,6 +171,8 @@ fn open_state(config: &NodeConfig, datadir: &DataDir) -> anyhow::Result<NodeStat
             )),
         })?;
     store.check_integrity()?;
+    let flushed_tip = cairn_core::store::BlockReader::tip(&store)?;
+    let store = store::NodeStore::new(store, config.dbcache_bytes);
     let loading =
         |e: cairn_core::chain::ChainError| match store::Damage::from_chain_error(&e, &path) {
             Some(damage) => anyhow::Error::new(damage),
@@ -176,6 +180,17 @@ fn open_state(config: &NodeConfig, datadir: &DataDir) -> anyhow::Result<NodeStat
                 .context(format!("loading the chain in {}", datadir.path().display())),
         };
     let chain = cairn_core::ChainState::open(config.params.clone(), store).map_err(loading)?;
+    if let Some(flushed) = flushed_tip.and_then(|hash| chain.entry(&hash))
+        && flushed.hash != chain.tip().hash
+    {
+        // The UTXO cache had not reached the disk (a crash): the blocks after the flushed
+        // tip were durable and have been connected again.
+        tracing::info!(
+            from = flushed.height,
+            to = chain.height(),
+            "resumed from the last UTXO flush: connected the stored blocks after it again"
+        );
+    }
     let (events, _) = broadcast::channel(4096);
     let state = NodeState::new(chain, events)
         .map_err(loading)?
@@ -252,6 +267,25 @@ fn spawn_mempool_expiry(chain: ChainHandle) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             if chain.expire_mempool().await.is_err() {
                 break;
+            }
+        }
+    })
+}
+
+/// Writes the UTXO cache to disk every [`chain_task::COIN_FLUSH_INTERVAL`] until the node
+/// stops, so that a crash costs at most that many seconds of blocks to connect again.
+fn spawn_coin_flush(chain: ChainHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(chain_task::COIN_FLUSH_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match chain.flush_coins().await {
+                Ok(()) => {}
+                Err(chain_task::QueryError::Stopped(_)) => break,
+                Err(chain_task::QueryError::Failed(e)) => {
+                    tracing::error!("flushing the UTXO cache: {e}");
+                }
             }
         }
     })

@@ -143,6 +143,11 @@ fn in_file(file: Option<&Path>) -> String {
         .unwrap_or_default()
 }
 
+/// The node's chain store: rocksdb behind a write-back UTXO cache (`--dbcache`; see
+/// `cairn_core::store::CoinCache`). The chain thread flushes it every
+/// `chain_task::COIN_FLUSH_INTERVAL`, before snapshot reads and at shutdown.
+pub type NodeStore = cairn_core::store::CoinCache<RocksStore>;
+
 /// The chain store on rocksdb. Dropping it closes the database; writes are already durable
 /// (see [`ChainWriter::write`]), [`RocksStore::flush`] only shortens the next start.
 pub struct RocksStore {
@@ -718,6 +723,18 @@ mod tests {
             dirs.push(dir);
             store
         });
+    }
+
+    #[test]
+    fn rocks_store_behind_the_utxo_cache_passes_the_conformance_suite() {
+        for budget in [1, 64 * cairn_core::store::MIB] {
+            let mut dirs = Vec::new();
+            store_conformance::run(|| {
+                let (dir, store) = fresh();
+                dirs.push(dir);
+                NodeStore::new(store, budget)
+            });
+        }
     }
 
     #[test]

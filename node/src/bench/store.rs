@@ -3,14 +3,18 @@
 //! blocks per second. What rocksdb costs beyond the consensus work during sync, where
 //! blocks are group-committed ([`GROUP`] blocks per sync, as one sync request brings);
 //! also measured one synced `WriteBatch` per block (how a block mined or gossiped alone is
-//! stored), which the disk's synced-write latency bounds: that is measured here too.
+//! stored), which the disk's synced-write latency bounds: that is measured here too. The
+//! headline is the node's own sync path: group commits behind the default `--dbcache`
+//! UTXO cache (flushed at the end, inside the timing); the rows without it are beside it.
 
 use super::workload::{ChainArgs, ChainWorkload};
 use super::{Figure, Report, median, progress};
 use anyhow::Context;
 use cairn_core::MemoryStore;
 use cairn_core::chain::ChainState;
-use cairn_node::store::RocksStore;
+use cairn_core::store::MIB;
+use cairn_node::config::DEFAULT_DBCACHE_MB;
+use cairn_node::store::{NodeStore, RocksStore};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -24,7 +28,7 @@ const SYNC_PROBES: usize = 50;
 pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
     args.check()?;
     let runs = args.runs;
-    let bar = progress("store", (args.blocks + 1 + 3 * runs) as u64);
+    let bar = progress("store", (args.blocks + 1 + 4 * runs) as u64);
     let work = ChainWorkload::generate(args, &bar);
     let blocks = work.blocks.len() as f64;
     let scratch = tempfile::tempdir().context("creating a temporary directory")?;
@@ -35,6 +39,8 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
     let mut memory = Vec::new();
     let mut rocks = Vec::new();
     let mut grouped = Vec::new();
+    let mut cached = Vec::new();
+    let dbcache = DEFAULT_DBCACHE_MB as usize * MIB;
     for run in 0..runs {
         bar.set_message("connecting into memory");
         let mut chain = ChainState::open(work.params.clone(), MemoryStore::new())
@@ -44,29 +50,29 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
 
         bar.set_message("connecting into rocksdb");
         let path = scratch.path().join(format!("chain-{run}"));
-        let store = RocksStore::open(&path).context("opening a fresh rocksdb store")?;
-        let mut chain =
-            ChainState::open(work.params.clone(), store).context("writing the genesis block")?;
-        rocks.push(blocks / work.import(&mut chain)?.as_secs_f64());
-        drop(chain);
-        std::fs::remove_dir_all(&path).context("removing the bench store")?;
+        rocks.push(blocks / connect_into_rocksdb(&work, &path, 0, None)?);
         bar.inc(1);
 
         bar.set_message("connecting into rocksdb, group commits");
         let path = scratch.path().join(format!("grouped-{run}"));
-        let store = RocksStore::open(&path).context("opening a fresh rocksdb store")?;
-        let mut chain =
-            ChainState::open(work.params.clone(), store).context("writing the genesis block")?;
-        grouped.push(blocks / work.import_grouped(&mut chain, GROUP)?.as_secs_f64());
-        drop(chain);
-        std::fs::remove_dir_all(&path).context("removing the bench store")?;
+        grouped.push(blocks / connect_into_rocksdb(&work, &path, 0, Some(GROUP))?);
+        bar.inc(1);
+
+        bar.set_message("connecting into rocksdb, group commits and the UTXO cache");
+        let path = scratch.path().join(format!("cached-{run}"));
+        cached.push(blocks / connect_into_rocksdb(&work, &path, dbcache, Some(GROUP))?);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let (memory, rocks, grouped) = (median(memory), median(rocks), median(grouped));
+    let (memory, rocks, grouped, cached) = (
+        median(memory),
+        median(rocks),
+        median(grouped),
+        median(cached),
+    );
     Ok(Report {
         bench: "store",
-        ratio_to_reference: grouped / memory,
+        ratio_to_reference: cached / memory,
         reference: "in-memory connect, same chain (blocks/s)",
         reference_per_sec: memory,
         figures: vec![
@@ -78,14 +84,27 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
                 "",
             ),
             Figure::new(
+                "blocks_per_sec_rocksdb_cached",
+                "connect into rocksdb, group commits, default --dbcache (the node's sync path)",
+                cached,
+                "blocks/s",
+            ),
+            Figure::new("dbcache_mb", "UTXO cache", DEFAULT_DBCACHE_MB as f64, "MiB"),
+            Figure::new(
+                "ratio_grouped_no_cache",
+                "group commits, --dbcache 0 ÷ in-memory",
+                grouped / memory,
+                "",
+            ),
+            Figure::new(
                 "blocks_per_sec_rocksdb_grouped",
-                "connect into rocksdb, group commits",
+                "connect into rocksdb, group commits, --dbcache 0",
                 grouped,
                 "blocks/s",
             ),
             Figure::new(
                 "blocks_per_sec_rocksdb",
-                "connect into rocksdb, one sync per block",
+                "connect into rocksdb, one sync per block, --dbcache 0",
                 rocks,
                 "blocks/s",
             ),
@@ -109,6 +128,30 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
             ),
         ],
     })
+}
+
+/// Connects the workload into a fresh rocksdb store at `path` behind a UTXO cache of
+/// `dbcache` bytes, in group commits of `group` blocks (or one sync per block), flushes the
+/// cache, and removes the store; returns the seconds it took.
+fn connect_into_rocksdb(
+    work: &ChainWorkload,
+    path: &Path,
+    dbcache: usize,
+    group: Option<usize>,
+) -> anyhow::Result<f64> {
+    let store = RocksStore::open(path).context("opening a fresh rocksdb store")?;
+    let mut chain = ChainState::open(work.params.clone(), NodeStore::new(store, dbcache))
+        .context("writing the genesis block")?;
+    let imported = match group {
+        Some(group) => work.import_grouped(&mut chain, group)?,
+        None => work.import(&mut chain)?,
+    };
+    let start = Instant::now();
+    chain.flush_coins().context("flushing the UTXO cache")?;
+    let seconds = (imported + start.elapsed()).as_secs_f64();
+    drop(chain);
+    std::fs::remove_dir_all(path).context("removing the bench store")?;
+    Ok(seconds)
 }
 
 /// Median milliseconds of one 4 KiB write followed by `fdatasync`, in `dir` (the disk the

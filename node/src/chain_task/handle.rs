@@ -367,8 +367,17 @@ impl ChainHandle {
 
     // UTXO set scans, on a snapshot off the chain thread.
 
+    /// Writes the UTXO cache to the store. A snapshot taken after this returns holds at
+    /// least every coin change up to the tip at the call (the scans below do it first).
+    pub async fn flush_coins(&self) -> Result<(), QueryError<StoreError>> {
+        self.call(|s| s.flush_coins())
+            .await?
+            .map_err(QueryError::Failed)
+    }
+
     /// `gettxoutsetinfo`'s summary with the tip it belongs to.
     pub async fn utxo_stats(&self) -> Result<SnapshotUtxoStats, QueryError<StoreError>> {
+        self.flush_coins().await?;
         let reader = self.reader.clone();
         scan(move || reader.utxo_stats_at_snapshot()).await
     }
@@ -378,6 +387,7 @@ impl ChainHandle {
         &self,
         address: PubkeyHash,
     ) -> Result<AddressCoins, QueryError<StoreError>> {
+        self.flush_coins().await?;
         let reader = self.reader.clone();
         scan(move || reader.address_coins_at_snapshot(&address)).await
     }
@@ -404,7 +414,7 @@ pub fn spawn(state: NodeState, clock: SharedClock) -> (ChainHandle, std::thread:
         events: state.events.clone(),
         params: Arc::new(state.params().clone()),
         clock,
-        reader: state.chain.store().reader(),
+        reader: state.chain.store().inner().reader(),
     };
     let thread = std::thread::Builder::new()
         .name("chain".into())
@@ -512,6 +522,7 @@ mod tests {
     ) -> (ChainHandle, Arc<ManualClock>, std::thread::JoinHandle<()>) {
         let params = ChainParams::regtest();
         let store = RocksStore::open(&dir.path().join("chain")).expect("open store");
+        let store = cairn_core::store::CoinCache::new(store, 8 * cairn_core::store::MIB);
         let genesis_time = u64::from(params.genesis_block.header.time);
         let chain = ChainState::open(params, store).expect("open chain");
         let (events, _) = broadcast::channel(16);

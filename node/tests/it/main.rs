@@ -4,6 +4,7 @@ mod bench;
 mod byzantine;
 mod corpus;
 mod corruption;
+mod dbcache;
 mod experiment;
 mod garbage;
 mod harness;
