@@ -26,8 +26,8 @@ mod handle;
 mod tree;
 pub use group::{MAX_GROUP_BLOCKS, MAX_GROUP_BYTES};
 pub use handle::{
-    AddressMempool, BlockView, ChainHandle, ChainSummary, HashRate, QueryError, TxLocation,
-    TxLookup, spawn,
+    AddressMempool, BlockView, ChainHandle, ChainSample, ChainSummary, HashRate, QueryError,
+    TxLocation, TxLookup, spawn,
 };
 
 /// How often the chain thread writes its UTXO cache to disk when nothing else did: the most

@@ -5,7 +5,7 @@
 //! One [`Metrics`] exists per node whether or not it is served, so recording is never a
 //! branch on a hot path: the chain owner records imports and tip changes as they happen
 //! ([`Metrics::block_connected`], [`Metrics::tip_changed`], …); what is cheaper to read than
-//! to track (mempool, peers, bans, hash rate, stale blocks) is sampled once a
+//! to track (mempool, peers, bans, hash rate, stale blocks, the UTXO cache) is sampled once a
 //! second ([`spawn_sampler`]) from the handles every other part of the node uses.
 
 use crate::chain_task::ChainHandle;
@@ -60,6 +60,12 @@ pub struct Metrics {
     /// Seconds from when this node first knew a block (its header or body) to when it was
     /// connected to the active chain.
     pub block_announce_to_connect: Histogram,
+    /// Memory the UTXO cache (`--dbcache`) takes.
+    pub utxo_cache_bytes: Gauge,
+    /// Coin changes the UTXO cache holds since its last flush.
+    pub utxo_cache_coins: Gauge,
+    /// Flushes of the UTXO cache to the chain store.
+    pub utxo_cache_flushes: Counter,
 }
 
 impl Default for Metrics {
@@ -89,6 +95,9 @@ impl Metrics {
             block_validation: Histogram::new(exponential_buckets(0.0001, 2.0, 19)),
             // 1 ms .. ~65 s
             block_announce_to_connect: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            utxo_cache_bytes: Gauge::default(),
+            utxo_cache_coins: Gauge::default(),
+            utxo_cache_flushes: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -153,6 +162,22 @@ impl Metrics {
             Unit::Seconds,
             m.block_announce_to_connect.clone(),
         );
+        r.register_with_unit(
+            "utxo_cache_size",
+            "Memory the UTXO cache takes",
+            Unit::Bytes,
+            m.utxo_cache_bytes.clone(),
+        );
+        r.register(
+            "utxo_cache_coins",
+            "Coin changes the UTXO cache holds since its last flush",
+            m.utxo_cache_coins.clone(),
+        );
+        r.register(
+            "utxo_cache_flushes",
+            "Flushes of the UTXO cache to the chain store",
+            m.utxo_cache_flushes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -188,12 +213,18 @@ pub fn spawn_sampler(
         let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
         loop {
             tick.tick().await;
-            let Ok((stale, txs, bytes)) = chain.sample().await else {
+            let Ok(sample) = chain.sample().await else {
                 break;
             };
-            metrics.stale_blocks.set(stale as i64);
-            metrics.mempool_txs.set(txs as i64);
-            metrics.mempool_bytes.set(bytes as i64);
+            metrics.stale_blocks.set(sample.stale_blocks as i64);
+            metrics.mempool_txs.set(sample.mempool_txs as i64);
+            metrics.mempool_bytes.set(sample.mempool_bytes as i64);
+            metrics.utxo_cache_bytes.set(sample.utxo_cache_bytes as i64);
+            metrics.utxo_cache_coins.set(sample.utxo_cache_coins as i64);
+            let flushed = sample
+                .utxo_cache_flushes
+                .saturating_sub(metrics.utxo_cache_flushes.get());
+            metrics.utxo_cache_flushes.inc_by(flushed);
             if let Ok(peers) = network.peer_info().await {
                 metrics.peers.set(peers.len() as i64);
             }

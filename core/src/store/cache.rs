@@ -66,6 +66,7 @@ pub struct CoinCache<S> {
     /// through whole, so that it never holds blocks without a tip to resume from.
     inner_has_tip: bool,
     flushes: u64,
+    coin_writes: u64,
 }
 
 impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
@@ -79,6 +80,7 @@ impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
             tip: None,
             inner_has_tip: false,
             flushes: 0,
+            coin_writes: 0,
         }
     }
 
@@ -126,6 +128,12 @@ impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
         self.flushes
     }
 
+    /// Coin records (puts and deletes) written to the inner store so far: what the cache
+    /// saves is this figure against a budget of 0.
+    pub fn coin_writes(&self) -> u64 {
+        self.coin_writes
+    }
+
     /// Writes everything the cache holds to the inner store in one atomic batch with the
     /// tip it belongs to, then empties the cache. On failure the cache is unchanged.
     pub fn flush(&mut self) -> Result<(), StoreError> {
@@ -140,6 +148,7 @@ impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
                 None => coins_spent.push(*outpoint),
             }
         }
+        let records = (coins_added.len() + coins_spent.len()) as u64;
         self.inner.write(StoreBatch {
             coins_added,
             coins_spent,
@@ -147,6 +156,7 @@ impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
             tip: self.tip,
             ..Default::default()
         })?;
+        self.coin_writes += records;
         self.coins = HashMap::new();
         self.undo_deleted = HashSet::new();
         self.tip = None;
@@ -255,8 +265,10 @@ impl<S: BlockReader + UtxoReader + ChainWriter> ChainWriter for CoinCache<S> {
     fn write(&mut self, batch: StoreBatch<'_>) -> Result<(), StoreError> {
         if self.budget_bytes == 0 && self.is_empty() || !self.inner_has_tip()? {
             let has_tip = batch.tip.is_some();
+            let records = (batch.coins_added.len() + batch.coins_spent.len()) as u64;
             self.inner.write(batch)?;
             self.inner_has_tip |= has_tip;
+            self.coin_writes += records;
             return Ok(());
         }
         if self.usage_bytes() > self.budget_bytes {

@@ -40,6 +40,7 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
     let mut rocks = Vec::new();
     let mut grouped = Vec::new();
     let mut cached = Vec::new();
+    let mut coin_writes = (0, 0);
     let dbcache = DEFAULT_DBCACHE_MB as usize * MIB;
     for run in 0..runs {
         bar.set_message("connecting into memory");
@@ -50,17 +51,20 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
 
         bar.set_message("connecting into rocksdb");
         let path = scratch.path().join(format!("chain-{run}"));
-        rocks.push(blocks / connect_into_rocksdb(&work, &path, 0, None)?);
+        let (seconds, uncached_writes) = connect_into_rocksdb(&work, &path, 0, None)?;
+        rocks.push(blocks / seconds);
         bar.inc(1);
 
         bar.set_message("connecting into rocksdb, group commits");
         let path = scratch.path().join(format!("grouped-{run}"));
-        grouped.push(blocks / connect_into_rocksdb(&work, &path, 0, Some(GROUP))?);
+        grouped.push(blocks / connect_into_rocksdb(&work, &path, 0, Some(GROUP))?.0);
         bar.inc(1);
 
         bar.set_message("connecting into rocksdb, group commits and the UTXO cache");
         let path = scratch.path().join(format!("cached-{run}"));
-        cached.push(blocks / connect_into_rocksdb(&work, &path, dbcache, Some(GROUP))?);
+        let (seconds, cached_writes) = connect_into_rocksdb(&work, &path, dbcache, Some(GROUP))?;
+        cached.push(blocks / seconds);
+        coin_writes = (cached_writes, uncached_writes);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -90,6 +94,18 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
                 "blocks/s",
             ),
             Figure::new("dbcache_mb", "UTXO cache", DEFAULT_DBCACHE_MB as f64, "MiB"),
+            Figure::new(
+                "coin_records_written",
+                "coin puts and deletes written to rocksdb, default --dbcache",
+                coin_writes.0 as f64,
+                "",
+            ),
+            Figure::new(
+                "coin_records_written_no_cache",
+                "the same, --dbcache 0",
+                coin_writes.1 as f64,
+                "",
+            ),
             Figure::new(
                 "ratio_grouped_no_cache",
                 "group commits, --dbcache 0 ÷ in-memory",
@@ -132,13 +148,13 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
 
 /// Connects the workload into a fresh rocksdb store at `path` behind a UTXO cache of
 /// `dbcache` bytes, in group commits of `group` blocks (or one sync per block), flushes the
-/// cache, and removes the store; returns the seconds it took.
+/// cache, and removes the store; returns the seconds it took and the coin records it wrote.
 fn connect_into_rocksdb(
     work: &ChainWorkload,
     path: &Path,
     dbcache: usize,
     group: Option<usize>,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, u64)> {
     let store = RocksStore::open(path).context("opening a fresh rocksdb store")?;
     let mut chain = ChainState::open(work.params.clone(), NodeStore::new(store, dbcache))
         .context("writing the genesis block")?;
@@ -149,9 +165,10 @@ fn connect_into_rocksdb(
     let start = Instant::now();
     chain.flush_coins().context("flushing the UTXO cache")?;
     let seconds = (imported + start.elapsed()).as_secs_f64();
+    let coin_writes = chain.store().coin_writes();
     drop(chain);
     std::fs::remove_dir_all(path).context("removing the bench store")?;
-    Ok(seconds)
+    Ok((seconds, coin_writes))
 }
 
 /// Median milliseconds of one 4 KiB write followed by `fdatasync`, in `dir` (the disk the

@@ -95,6 +95,23 @@ pub struct AddressMempool {
     pub received: Vec<(OutPoint, Amount)>,
 }
 
+/// What the metrics sampler reads from the chain owner once a second.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainSample {
+    /// Blocks with a body on no active chain.
+    pub stale_blocks: usize,
+    /// Transactions in the mempool.
+    pub mempool_txs: usize,
+    /// Their bytes.
+    pub mempool_bytes: usize,
+    /// Memory the UTXO cache takes.
+    pub utxo_cache_bytes: usize,
+    /// Coin changes it holds since its last flush.
+    pub utxo_cache_coins: usize,
+    /// Its flushes since the start.
+    pub utxo_cache_flushes: u64,
+}
+
 /// A cheap handle to the state owner.
 #[derive(Clone)]
 pub struct ChainHandle {
@@ -217,12 +234,20 @@ impl ChainHandle {
         self.call(move |s| s.block_tree(from)).await
     }
 
-    /// Stored blocks on no active chain of this node, and the mempool's size and bytes:
-    /// what the metrics sample once a second.
-    pub async fn sample(&self) -> Result<(usize, usize, usize), NodeStopped> {
+    /// Stored blocks on no active chain of this node, the mempool's size and bytes and the
+    /// UTXO cache's: what the metrics sample once a second.
+    pub async fn sample(&self) -> Result<ChainSample, NodeStopped> {
         self.call(|s| {
             let info = s.mempool.info();
-            (s.stale_block_count(), info.size, info.bytes)
+            let cache = s.chain.store();
+            ChainSample {
+                stale_blocks: s.stale_block_count(),
+                mempool_txs: info.size,
+                mempool_bytes: info.bytes,
+                utxo_cache_bytes: cache.usage_bytes(),
+                utxo_cache_coins: cache.len(),
+                utxo_cache_flushes: cache.flushes(),
+            }
         })
         .await
     }

@@ -211,6 +211,18 @@ fn metrics_are_served_where_node_json_says_and_match_rpc() {
         sample(&text, "cairn_mempool_transactions") == mempool["size"].as_f64()
             && sample(&text, "cairn_peers") == Some(0.0)
     }));
+    // The UTXO cache holds the three blocks' coinbases until a scan flushes it.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let (_, text) = http_get(addr, "/metrics", None);
+        sample(&text, "cairn_utxo_cache_coins") >= Some(3.0)
+            && sample(&text, "cairn_utxo_cache_size_bytes") > Some(0.0)
+    }));
+    node.rpc("gettxoutsetinfo", json!([]));
+    assert!(wait_until(Duration::from_secs(5), || {
+        let (_, text) = http_get(addr, "/metrics", None);
+        sample(&text, "cairn_utxo_cache_coins") == Some(0.0)
+            && sample(&text, "cairn_utxo_cache_flushes_total") >= Some(1.0)
+    }));
     let (status, _) = http_get(addr, "/nothing", None);
     assert_eq!(status, 404);
 }

@@ -34,6 +34,7 @@ fn coins_created_and_spent_between_flushes_never_reach_the_inner_store() {
     work.add_blocks(8, 4);
     let mut chain = cached(&params, 64 * MIB);
     let genesis_writes = chain.store().inner().writes;
+    let genesis_coins: Vec<_> = chain.store().inner().coins().keys().copied().collect();
     for block in &work.blocks {
         chain
             .accept_block(block.clone(), work.builder.now())
@@ -59,6 +60,16 @@ fn coins_created_and_spent_between_flushes_never_reach_the_inner_store() {
     assert_eq!(inner.tip().unwrap(), Some(work.builder.chain.tip().hash));
     // Only the survivors were written: the set a replay gives, nothing spent on the way.
     assert_eq!(inner.coins().len() as u64, expected.txouts);
+    let g = genesis_coins.len() as u64;
+    let kept = genesis_coins
+        .iter()
+        .filter(|o| inner.coins().contains_key(o))
+        .count() as u64;
+    assert_eq!(
+        chain.store().coin_writes(),
+        g + (g - kept) + (expected.txouts - kept),
+        "genesis written through; at the flush, its spent coins deleted and the survivors put"
+    );
     assert!(chain.store().is_empty());
 }
 
