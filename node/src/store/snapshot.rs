@@ -3,9 +3,11 @@
 //! `gettxoutsetinfo`, `getaddressutxos` and `getbalance` walk the whole UTXO set; on the
 //! chain thread that would hold up block import for as long as the walk takes. A
 //! [`StoreReader`] shares the database and reads a snapshot instead: the coins and the tip
-//! pointer come from the same snapshot, and every chain step is one atomic `WriteBatch`
-//! (coins and `meta`/`tip` together), so the tip reported always belongs to the coins
-//! counted, whatever the chain thread does meanwhile.
+//! pointer come from the same snapshot, and coins reach rocksdb only with their tip (a
+//! chain step written through, or a flush of the UTXO cache: one atomic `WriteBatch` with
+//! `meta`/`tip` either way), so the tip reported always belongs to the coins counted,
+//! whatever the chain thread does meanwhile. `ChainHandle` flushes the cache before it takes
+//! a snapshot, so the snapshot is never behind the tip of the moment it was asked for.
 
 use super::{
     CF_COINS, CF_INDEX, CF_META, META_TIP, decode_value, iteration_error, outpoint_from_key,
