@@ -16,6 +16,7 @@ use crate::params::ChainParams;
 use crate::sigcache::SigCache;
 use crate::tx::Transaction;
 use crate::utxo::Coin;
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -40,17 +41,28 @@ pub struct QueueRun<'c> {
 }
 
 impl QueueRun<'_> {
-    /// The first failure among `checks`, in order.
+    fn failure(&self, check: &SigCheck<'_>) -> Option<SigCheckFailure> {
+        check
+            .run(self.cache, self.take)
+            .err()
+            .map(|error| SigCheckFailure {
+                tx_index: check.tx_index,
+                error,
+            })
+    }
+
+    /// The first failure among `checks`, in order, on this thread.
     fn first_failure(&self, checks: &[SigCheck<'_>]) -> Option<SigCheckFailure> {
-        checks.iter().find_map(|check| {
-            check
-                .run(self.cache, self.take)
-                .err()
-                .map(|error| SigCheckFailure {
-                    tx_index: check.tx_index,
-                    error,
-                })
-        })
+        checks.iter().find_map(|check| self.failure(check))
+    }
+
+    /// The first failure among `checks`, in order, splitting them when a thread of the pool
+    /// is idle: at the end of a block the last jobs are shared instead of one core running
+    /// a whole job while the other waits.
+    fn first_failure_shared(&self, checks: &[SigCheck<'_>]) -> Option<SigCheckFailure> {
+        checks
+            .par_iter()
+            .find_map_first(|check| self.failure(check))
     }
 }
 
@@ -151,7 +163,7 @@ impl<'q, 'scope, 'a> CheckQueue<'q, 'scope, 'a> {
             if first.beaten(job) {
                 return;
             }
-            if let Some(failure) = run.first_failure(&checks) {
+            if let Some(failure) = run.first_failure_shared(&checks) {
                 first.record(job, failure);
             }
         });
