@@ -1,5 +1,5 @@
-//! Signature checks of a block, collected while the UTXO rules run in order and then
-//! verified across all cores (Bitcoin Core's `CCheckQueue`).
+//! Signature checks of a block, collected while the UTXO rules run in order and verified
+//! across all cores meanwhile ([`queue`], Bitcoin Core's `CCheckQueue`).
 //!
 //! The verdict does not depend on the thread count: the failure reported is the one the
 //! sequential rule ([`crate::validation::verify_tx_signatures`], transaction by transaction,
@@ -14,6 +14,9 @@ use crate::tx::{SighashCache, Transaction, TxIn};
 use crate::utxo::Coin;
 use crate::validation::TxError;
 use rayon::prelude::*;
+
+pub mod queue;
+pub use queue::{CHUNK_CHECKS, CheckQueue, QueueRun, verify_while};
 
 /// Fewer checks than this verify on the calling thread: handing them to the pool costs more
 /// than it saves.

@@ -66,6 +66,8 @@ pub struct ChainState<S: ChainStore> {
     sigcache: Option<Arc<SigCache>>,
     /// How block signatures are verified.
     parallelism: Parallelism,
+    /// Signature checks per job handed to the pool during block connection.
+    check_chunk: usize,
 }
 
 impl<S: ChainStore> std::fmt::Debug for ChainState<S> {
@@ -97,6 +99,7 @@ impl<S: ChainStore> ChainState<S> {
             deferring: false,
             sigcache: None,
             parallelism: Parallelism::Auto,
+            check_chunk: crate::sigcheck::CHUNK_CHECKS,
         };
         let stored = chain.store.load_index()?;
         if stored.is_empty() {

@@ -1,6 +1,9 @@
 //! Connecting a block to the active tip: the UTXO, amount and ordering rules run in block
-//! order on this thread while every input's signature check is collected; the checks then
-//! run across all cores ([`crate::sigcheck`]), skipping triples the signature cache holds.
+//! order on this thread while every input's signature check is collected and handed, a
+//! chunk at a time, to the other cores, which verify while the pass goes on
+//! ([`crate::sigcheck::queue`]), skipping triples the signature cache holds. The pass stops
+//! early once a handed-over check has failed: the verdict is then that failure or an
+//! earlier one.
 //!
 //! The verdict is exactly the sequential one. Sequentially, transaction `i`'s signatures
 //! are checked after its inputs' rules and before its fee is added, and every transaction
@@ -13,7 +16,7 @@ use crate::amount::Amount;
 use crate::block_index::Validity;
 use crate::chain::outcome::{ChainError, HashedBlock};
 use crate::hash::{BlockHash, Txid};
-use crate::sigcheck::{Parallelism, SigChecks};
+use crate::sigcheck::{CheckQueue, Parallelism, QueueRun, verify_while};
 use crate::store::{BlockUndo, ChainStore, StoreBatch};
 use crate::tx::{OutPoint, Transaction};
 use crate::utxo::Coin;
@@ -49,10 +52,17 @@ impl<S: ChainStore> ChainState<S> {
             }));
         }
         let inputs = block.txs.iter().map(|tx| tx.inputs.len()).sum();
-        let mut checks = SigChecks::with_capacity(inputs);
-        let pass = self.connect_pass(&block.txs, &txids, height, &mut checks)?;
-        let cache = self.sigcache.as_deref();
-        if let Err(failure) = checks.verify(cache, true, self.parallelism) {
+        let run = QueueRun {
+            cache: self.sigcache.as_deref(),
+            take: true,
+            parallelism: self.parallelism,
+            chunk: self.check_chunk,
+        };
+        let (pass, verdict) = verify_while(run, inputs, |checks| {
+            self.connect_pass(&block.txs, &txids, height, checks)
+        });
+        let pass = pass?;
+        if let Err(failure) = verdict {
             return Ok(Err(BlockError::Tx {
                 index: failure.tx_index,
                 txid: txids[failure.tx_index],
@@ -100,23 +110,32 @@ impl<S: ChainStore> ChainState<S> {
     }
 
     /// The in-order pass: finds each input's coin (created earlier in the block or in the
-    /// store), applies the input rules and sums fees, collecting signature checks into
-    /// `checks`. Stops at the first failure, recorded in [`Pass::failed`].
-    fn connect_pass<'b>(
+    /// store), applies the input rules and sums fees, pushing signature checks into
+    /// `checks`. Stops at the first failure, recorded in [`Pass::failed`], or as soon as a
+    /// signature check already handed to the pool has failed (that failure, or an earlier
+    /// one, is the verdict).
+    fn connect_pass<'a>(
         &self,
-        txs: &'b [Transaction],
+        txs: &'a [Transaction],
         txids: &[Txid],
         height: u32,
-        checks: &mut SigChecks<'b>,
+        checks: &mut CheckQueue<'_, '_, 'a>,
     ) -> Result<Pass, ChainError> {
+        // Sized once: growing a map to a full block's ~2,000 outputs rehashes it about ten
+        // times, on the thread that feeds the pool.
+        let outputs = txs.iter().map(|tx| tx.outputs.len()).sum();
+        let inputs = txs.iter().map(|tx| tx.inputs.len()).sum();
         let mut pass = Pass {
-            created: HashMap::new(),
-            spent_from_store: Vec::new(),
+            created: HashMap::with_capacity(outputs),
+            spent_from_store: Vec::with_capacity(inputs),
             fees: Amount::ZERO,
             failed: None,
         };
         let mut spent_coins: Vec<Coin> = Vec::new();
         for (index, (tx, txid)) in txs.iter().zip(txids.iter()).enumerate() {
+            if checks.failed() {
+                return Ok(pass);
+            }
             let tx_err = |error| BlockError::Tx {
                 index,
                 txid: *txid,
@@ -179,6 +198,13 @@ impl<S: ChainStore> ChainState<S> {
     /// benchmarks).
     pub fn set_parallelism(&mut self, parallelism: Parallelism) {
         self.parallelism = parallelism;
+    }
+
+    /// How many signature checks are handed to the pool as one job while a block's
+    /// transactions are checked in order ([`crate::sigcheck::CHUNK_CHECKS`] by default; at
+    /// least 1). The verdict does not depend on it; tests vary it to cross job boundaries.
+    pub fn set_check_chunk(&mut self, checks: usize) {
+        self.check_chunk = checks.max(1);
     }
 }
 

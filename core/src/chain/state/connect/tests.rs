@@ -7,7 +7,7 @@ use crate::chain::{ChainState, ImportOutcome};
 use crate::merkle::merkle_root;
 use crate::params::{ChainParams, dev_secret_key};
 use crate::sigcache::SigCache;
-use crate::sigcheck::Parallelism;
+use crate::sigcheck::{CHUNK_CHECKS, Parallelism};
 use crate::store::MemoryStore;
 use crate::testkit::{SpendWorkload, mine};
 use crate::tx::{OutPoint, Transaction};
@@ -17,8 +17,13 @@ use k256::ecdsa::Signature;
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 
-/// Spends in the block under test: above [`crate::sigcheck::PARALLEL_MIN_CHECKS`].
+/// Spends in the block under test (one check each): above
+/// [`crate::sigcheck::PARALLEL_MIN_CHECKS`], below [`CHUNK_CHECKS`].
 const SPENDS: usize = 40;
+
+/// Checks per job the tests connect with: one check, jobs ending inside and at the end of
+/// the block, one job of exactly the block, one larger than the block, the default.
+const CHUNKS: [usize; 7] = [1, 7, 8, SPENDS - 1, SPENDS, SPENDS + 1, CHUNK_CHECKS];
 
 /// A fan-out block, then an unmined block of [`SPENDS`] valid one-input spends on it.
 struct Fixture {
@@ -51,9 +56,15 @@ fn fixture() -> &'static Fixture {
 
 /// A chain at the fixture's parent tip.
 fn parent_chain(parallelism: Parallelism) -> ChainState<MemoryStore> {
+    chunked_parent_chain(parallelism, CHUNK_CHECKS)
+}
+
+/// A chain at the fixture's parent tip that hands `chunk` checks to the pool per job.
+fn chunked_parent_chain(parallelism: Parallelism, chunk: usize) -> ChainState<MemoryStore> {
     let f = fixture();
     let mut chain = ChainState::open(f.params.clone(), MemoryStore::new()).unwrap();
     chain.set_parallelism(parallelism);
+    chain.set_check_chunk(chunk);
     for block in &f.parents {
         let report = chain.accept_block(block.clone(), f.now).unwrap();
         assert_eq!(report.outcome, ImportOutcome::Active);
@@ -92,7 +103,11 @@ fn sequential_reference(chain: &ChainState<MemoryStore>, block: &Block) -> Optio
 }
 
 fn outcome(parallelism: Parallelism, block: &Block) -> ImportOutcome {
-    let mut chain = parent_chain(parallelism);
+    chunked_outcome(parallelism, CHUNK_CHECKS, block)
+}
+
+fn chunked_outcome(parallelism: Parallelism, chunk: usize, block: &Block) -> ImportOutcome {
+    let mut chain = chunked_parent_chain(parallelism, chunk);
     chain
         .accept_block(block.clone(), fixture().now)
         .unwrap()
@@ -120,6 +135,7 @@ proptest! {
     #[test]
     fn parallel_and_sequential_verification_reach_the_same_verdict(
         bad in proptest::collection::btree_map(0..SPENDS, (0u8..3, 0usize..32), 1..3),
+        chunk in proptest::sample::select(CHUNKS.to_vec()),
     ) {
         let block = mutated(|txs| {
             for (&i, &(kind, byte)) in &bad {
@@ -136,7 +152,23 @@ proptest! {
         prop_assert_eq!(reported, first_bad);
         let expected = ImportOutcome::Invalid(expected);
         prop_assert_eq!(outcome(Parallelism::Sequential, &block), expected.clone());
-        prop_assert_eq!(outcome(Parallelism::Auto, &block), expected);
+        prop_assert_eq!(chunked_outcome(Parallelism::Auto, chunk, &block), expected);
+    }
+}
+
+#[test]
+fn a_bad_signature_in_the_first_or_last_job_is_the_verdict() {
+    for bad in [vec![0], vec![SPENDS - 1], vec![0, SPENDS - 1], vec![7, 8]] {
+        let block = mutated(|txs| bad.iter().for_each(|&i| corrupt(&mut txs[i], 0, i)));
+        let expected = sequential_reference(&parent_chain(Parallelism::Sequential), &block)
+            .expect("a corrupted input fails");
+        for chunk in CHUNKS {
+            assert_eq!(
+                chunked_outcome(Parallelism::Auto, chunk, &block),
+                ImportOutcome::Invalid(expected.clone()),
+                "bad {bad:?}, chunk {chunk}"
+            );
+        }
     }
 }
 
@@ -150,6 +182,8 @@ fn the_valid_block_connects_either_way() {
     );
 }
 
+/// With jobs of 1, 7 or 8 checks the bad signature was handed to the pool in an earlier job
+/// than the one the pass was filling when it met the missing input.
 #[test]
 fn an_earlier_bad_signature_beats_a_later_missing_input_and_vice_versa() {
     let missing = OutPoint::default();
@@ -161,16 +195,20 @@ fn an_earlier_bad_signature_beats_a_later_missing_input_and_vice_versa() {
         txs[4].inputs[0].prevout = missing;
         corrupt(&mut txs[9], 0, 0);
     });
-    for parallelism in [Parallelism::Auto, Parallelism::Sequential] {
+    let runs = CHUNKS
+        .map(|chunk| (Parallelism::Auto, chunk))
+        .into_iter()
+        .chain([(Parallelism::Sequential, CHUNK_CHECKS)]);
+    for (parallelism, chunk) in runs {
         let ImportOutcome::Invalid(BlockError::Tx { index, error, .. }) =
-            outcome(parallelism, &sig_then_missing)
+            chunked_outcome(parallelism, chunk, &sig_then_missing)
         else {
             panic!("invalid block accepted");
         };
         assert_eq!(index, 5);
         assert_eq!(error.reject_reason(), "mandatory-script-verify-flag-failed");
         let ImportOutcome::Invalid(BlockError::Tx { index, error, .. }) =
-            outcome(parallelism, &missing_then_sig)
+            chunked_outcome(parallelism, chunk, &missing_then_sig)
         else {
             panic!("invalid block accepted");
         };
@@ -194,14 +232,16 @@ fn warm(cache: &SigCache, chain: &ChainState<MemoryStore>, block: &Block) {
 #[test]
 fn a_warm_cache_connects_the_block_and_is_emptied_by_it() {
     let block = mutated(|_| {});
-    let mut chain = parent_chain(Parallelism::Auto);
-    let cache = Arc::new(SigCache::new([3; 32], 10_000));
-    warm(&cache, &chain, &block);
-    assert_eq!(cache.len(), SPENDS);
-    chain.set_sigcache(cache.clone());
-    let report = chain.accept_block(block, fixture().now).unwrap();
-    assert_eq!(report.outcome, ImportOutcome::Active);
-    assert!(cache.is_empty(), "connection takes what it used");
+    for chunk in [7, CHUNK_CHECKS] {
+        let mut chain = chunked_parent_chain(Parallelism::Auto, chunk);
+        let cache = Arc::new(SigCache::new([3; 32], 10_000));
+        warm(&cache, &chain, &block);
+        assert_eq!(cache.len(), SPENDS);
+        chain.set_sigcache(cache.clone());
+        let report = chain.accept_block(block.clone(), fixture().now).unwrap();
+        assert_eq!(report.outcome, ImportOutcome::Active);
+        assert!(cache.is_empty(), "connection takes what it used");
+    }
 }
 
 #[test]
@@ -222,10 +262,13 @@ fn cached_signatures_do_not_vouch_for_another_sighash() {
         swapped.txs[2].inputs[0].public_key
     );
     let expected = sequential_reference(&chain, &swapped).expect("swapped signatures fail");
-    let mut chain = chain;
-    chain.set_sigcache(cache);
-    let report = chain.accept_block(swapped, fixture().now).unwrap();
-    assert_eq!(report.outcome, ImportOutcome::Invalid(expected));
+    for chunk in [1, CHUNK_CHECKS] {
+        let mut chain = chunked_parent_chain(Parallelism::Auto, chunk);
+        warm(&cache, &chain, &valid);
+        chain.set_sigcache(cache.clone());
+        let report = chain.accept_block(swapped.clone(), fixture().now).unwrap();
+        assert_eq!(report.outcome, ImportOutcome::Invalid(expected.clone()));
+    }
 }
 
 #[test]
