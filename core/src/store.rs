@@ -84,12 +84,13 @@ pub trait ChainWriter {
 pub trait ChainStore: BlockReader + UtxoReader + ChainWriter {}
 impl<T: BlockReader + UtxoReader + ChainWriter> ChainStore for T {}
 
-/// An in-memory store.
+/// An in-memory store. Coins are hashed, not ordered: a block's lookups and changes are
+/// what connecting costs, and [`UtxoReader::for_each_coin`] sorts a copy for the rare walk.
 #[derive(Default, Debug, Clone)]
 pub struct MemoryStore {
     index: HashMap<BlockHash, BlockEntry>,
     blocks: HashMap<BlockHash, Block>,
-    coins: BTreeMap<OutPoint, Coin>,
+    coins: HashMap<OutPoint, Coin>,
     undo: HashMap<BlockHash, BlockUndo>,
     tip: Option<BlockHash>,
     /// Number of successful `write` calls (lets tests check atomicity per block).
@@ -102,9 +103,9 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The whole UTXO set (for tests comparing against a replay).
-    pub fn coins(&self) -> &BTreeMap<OutPoint, Coin> {
-        &self.coins
+    /// The whole UTXO set in outpoint order (for tests comparing against a replay).
+    pub fn coins(&self) -> BTreeMap<OutPoint, Coin> {
+        self.coins.iter().map(|(o, c)| (*o, *c)).collect()
     }
 }
 
@@ -128,7 +129,9 @@ impl UtxoReader for MemoryStore {
         Ok(self.coins.get(outpoint).copied())
     }
     fn for_each_coin(&self, f: &mut dyn FnMut(&OutPoint, &Coin)) -> Result<(), StoreError> {
-        self.coins.iter().for_each(|(o, c)| f(o, c));
+        let mut coins: Vec<_> = self.coins.iter().collect();
+        coins.sort_unstable_by_key(|(outpoint, _)| **outpoint);
+        coins.into_iter().for_each(|(o, c)| f(o, c));
         Ok(())
     }
 }

@@ -336,7 +336,7 @@ fn run(scenario: &Scenario) -> Result<(), TestCaseError> {
         // The UTXO set is that of the active chain applied from genesis, naively and by a
         // fresh node.
         let oracle = utxo_by_applying(&params, path.iter().map(|&j| tree.block(j)));
-        prop_assert_eq!(node.store().coins(), &oracle, "step {}", step);
+        prop_assert_eq!(&node.store().coins(), &oracle, "step {}", step);
         assert_utxo_matches_replay(&node, now);
     }
     prop_assert_eq!(node.orphan_count(), 0);

@@ -158,7 +158,7 @@ fn reorg_onto_a_branch_with_an_invalid_block_falls_back_to_the_original_chain() 
     for block in prefix.iter().chain(&a) {
         accept_active(&mut node, block, now);
     }
-    let before = node.store().coins().clone();
+    let before = node.store().coins();
     assert_eq!(
         accept(&mut node, &b1, now).outcome,
         ImportOutcome::SideChain
@@ -180,7 +180,7 @@ fn reorg_onto_a_branch_with_an_invalid_block_falls_back_to_the_original_chain() 
         BlockError::BadCoinbaseHeight { .. }
     ));
     assert_eq!(node.tip().hash, a[1].block_hash());
-    assert_eq!(node.store().coins(), &before);
+    assert_eq!(node.store().coins(), before);
     assert_utxo_matches_replay(&node, now);
 }
 

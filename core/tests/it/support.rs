@@ -192,7 +192,7 @@ pub fn assert_utxo_matches_replay(node: &Node, now: u64) {
     let oracle = utxo_by_applying(node.params(), &blocks);
     assert_eq!(
         node.store().coins(),
-        &oracle,
+        oracle,
         "UTXO set differs from applying the active chain"
     );
     let replayed = replay(node.params(), &blocks, now);
