@@ -25,6 +25,9 @@ use std::sync::{Mutex, PoisonError};
 /// core idle for at most that long.
 pub const CHUNK_CHECKS: usize = 64;
 
+/// Checks in a block's first job (when the chunk is larger).
+pub const FIRST_JOB_CHECKS: usize = 8;
+
 /// How a queue's checks run: the cache they consult (see [`SigCheck::run`] for `take`),
 /// where they run, and how many make a job.
 #[derive(Debug, Clone, Copy)]
@@ -143,9 +146,19 @@ impl<'q, 'scope, 'a> CheckQueue<'q, 'scope, 'a> {
         let Some(scope) = self.scope else {
             return;
         };
-        while self.pending.len() >= self.run.chunk {
-            let job = self.pending.checks.drain(..self.run.chunk).collect();
+        while self.pending.len() >= self.next_job_size() {
+            let job = self.pending.checks.drain(..self.next_job_size()).collect();
             self.spawn(scope, job);
+        }
+    }
+
+    /// The first job is small, so that the pool starts verifying as soon as the block's
+    /// first inputs are looked up instead of idling while a whole chunk is collected.
+    fn next_job_size(&self) -> usize {
+        if self.jobs == 0 {
+            self.run.chunk.min(FIRST_JOB_CHECKS)
+        } else {
+            self.run.chunk
         }
     }
 
@@ -333,7 +346,8 @@ mod tests {
 
     #[test]
     fn failures_in_the_first_and_last_job_and_at_job_edges_are_found() {
-        // 40 transactions, 80 checks: jobs of 8 checks end after transactions 3, 7, ... 39.
+        // 40 transactions, 80 checks: jobs of 8 checks end after transactions 3, 7, ... 39;
+        // with chunks of 79 to 81 the first job is FIRST_JOB_CHECKS (8) and the next the rest.
         for bad in [
             vec![0],
             vec![39],
