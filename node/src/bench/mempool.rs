@@ -73,7 +73,8 @@ pub fn run(args: &MempoolArgs) -> anyhow::Result<Report> {
     let bar = progress("mempool", (5 + args.runs + full_runs) as u64);
     bar.set_message("generating coins and transactions (signing, mining)");
     let work = PoolWorkload::generate(args);
-    let reference = verifications_per_sec(5, Duration::from_millis(200), &bar);
+    let verify = verifications_per_sec(5, Duration::from_millis(200), &bar);
+    let reference = verify.distinct;
 
     let store = work.chain.work.builder.chain.store();
     let next_height = work.chain.work.builder.chain.height() + 1;
@@ -104,6 +105,7 @@ pub fn run(args: &MempoolArgs) -> anyhow::Result<Report> {
             "txs/s",
         ),
     ];
+    figures.extend(verify.figures(accepted));
     if args.pool_txs > 0 {
         figures.extend(full_pool_figures(&work, args, &bar)?);
     }
