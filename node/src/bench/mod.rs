@@ -151,12 +151,22 @@ pub(crate) struct VerifyReference {
     /// One signature verified over and over (the reference before): its scalars' branch
     /// pattern is learnt, and it runs a few percent faster than any real input.
     pub(crate) one_signature: f64,
+    /// The same distinct signatures verified on every thread of the pool at once, summed:
+    /// what a perfectly parallel verifier could reach on this machine now.
+    pub(crate) all_threads: f64,
 }
 
 impl VerifyReference {
-    /// The one-signature rate beside the reference, and `headline` ÷ it.
-    pub(crate) fn figures(&self, headline: f64) -> [Figure; 2] {
+    /// The one-signature rate beside the reference, `headline` ÷ it, and the machine's
+    /// parallel verification ceiling.
+    pub(crate) fn figures(&self, headline: f64) -> [Figure; 3] {
         [
+            Figure::new(
+                "verify_all_threads_ratio",
+                "k256 verify on every thread at once ÷ one thread (the parallel ceiling)",
+                self.all_threads / self.distinct,
+                "",
+            ),
             Figure::new(
                 "reference_one_signature_per_sec",
                 "k256 verify, one signature over and over (the old reference)",
@@ -203,15 +213,37 @@ pub(crate) fn verifications_per_sec(
         }
         n as f64 / start.elapsed().as_secs_f64()
     };
-    let (mut distinct, mut one) = (Vec::new(), Vec::new());
+    let (mut distinct, mut one, mut all) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..samples {
         distinct.push(rate(&triples));
         one.push(rate(&triples[..1]));
+        // As many threads as verify a block's signatures, at once, each from its own place
+        // in the list.
+        let threads = cairn_core::sigcheck::verification_threads();
+        let rates: Vec<f64> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let offset = t * REFERENCE_SIGNATURES / threads;
+                    let rotated: Vec<_> = triples[offset..]
+                        .iter()
+                        .chain(&triples[..offset])
+                        .copied()
+                        .collect();
+                    scope.spawn(move || rate(&rotated))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a reference thread panicked"))
+                .collect()
+        });
+        all.push(rates.iter().sum());
         progress.inc(1);
     }
     VerifyReference {
         distinct: median(distinct),
         one_signature: median(one),
+        all_threads: median(all),
     }
 }
 

@@ -67,8 +67,9 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
     let verify = VerifyReference {
         distinct: reference,
         one_signature: of(&|r| r.verify.one_signature),
+        all_threads: of(&|r| r.verify.all_threads),
     };
-    let [one_signature, _] = verify.figures(cold);
+    let [ceiling, one_signature, _] = verify.figures(cold);
     Ok(Report {
         bench: "validate",
         ratio_to_reference: of(&|r| r.cold / r.verify.distinct),
@@ -108,6 +109,13 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<Report> {
                 "",
             ),
             one_signature,
+            ceiling,
+            Figure::new(
+                "ratio_of_ceiling",
+                "cold connect ÷ every thread verifying at once, same run",
+                of(&|r| r.cold / r.verify.all_threads),
+                "",
+            ),
             Figure::new(
                 "ratio_to_one_signature",
                 "ratio to the one-signature reference",

@@ -69,3 +69,60 @@ fn bench_sync_refuses_a_chain_too_short_to_sync() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_validate_reports_its_ratios_against_references_measured_in_the_run() {
+    let report = bench(&[
+        "validate",
+        "--blocks",
+        "2",
+        "--txs-per-block",
+        "40",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(report["bench"], "validate");
+    assert!(
+        report["reference"]
+            .as_str()
+            .is_some_and(|r| r.contains("distinct signatures")),
+        "{report}"
+    );
+    let reference = positive(&report, "reference_per_sec");
+    let cold = positive(&report, "inputs_per_sec");
+    let ratio = positive(&report, "ratio_to_reference");
+    // One run: the ratio is that run's rate over that run's reference.
+    assert!((ratio - cold / reference).abs() < 1e-2 * ratio, "{report}");
+    for key in [
+        "ratio_sequential",
+        "ratio_warm_sigcache",
+        "ratio_to_one_signature",
+        "reference_one_signature_per_sec",
+        "verify_all_threads_ratio",
+        "ratio_of_ceiling",
+    ] {
+        positive(&report, key);
+    }
+}
+
+#[test]
+fn bench_store_counts_the_coin_records_the_utxo_cache_kept_off_the_disk() {
+    let report = bench(&[
+        "store",
+        "--blocks",
+        "3",
+        "--txs-per-block",
+        "20",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(report["bench"], "store");
+    positive(&report, "ratio_to_reference");
+    positive(&report, "reference_per_sec");
+    let cached = positive(&report, "coin_records_written");
+    let through = positive(&report, "coin_records_written_no_cache");
+    assert!(
+        cached < through,
+        "coins created and spent between flushes never reach rocksdb: {report}"
+    );
+}
