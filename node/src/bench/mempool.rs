@@ -105,7 +105,7 @@ pub fn run(args: &MempoolArgs) -> anyhow::Result<Report> {
             "txs/s",
         ),
     ];
-    figures.extend(verify.figures(accepted));
+    figures.extend(verify.figures(accepted / verify.one_signature));
     if args.pool_txs > 0 {
         figures.extend(full_pool_figures(&work, args, &bar)?);
     }
