@@ -395,7 +395,7 @@ impl NodeState {
     /// anything.
     pub fn flush_coins(&mut self) -> Result<(), StoreError> {
         let flushes = self.chain.store().flushes();
-        let pending = self.chain.store().len();
+        let pending = self.chain.store().coin_changes();
         self.chain.flush_coins()?;
         if self.chain.store().flushes() > flushes {
             tracing::debug!(

@@ -113,13 +113,13 @@ impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
         self.budget_bytes
     }
 
-    /// Coins (unspent or spent) held since the last flush.
-    pub fn len(&self) -> usize {
+    /// Coin changes (created or spent) held since the last flush.
+    pub fn coin_changes(&self) -> usize {
         self.coins.len()
     }
 
-    /// Whether nothing waits for a flush.
-    pub fn is_empty(&self) -> bool {
+    /// Whether nothing waits for a flush: no coin change, undo delete or tip.
+    pub fn is_flushed(&self) -> bool {
         self.coins.is_empty() && self.undo_deleted.is_empty() && self.tip.is_none()
     }
 
@@ -137,7 +137,7 @@ impl<S: BlockReader + UtxoReader + ChainWriter> CoinCache<S> {
     /// Writes everything the cache holds to the inner store in one atomic batch with the
     /// tip it belongs to, then empties the cache. On failure the cache is unchanged.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.is_empty() {
+        if self.is_flushed() {
             return Ok(());
         }
         let mut coins_added = Vec::new();
@@ -263,7 +263,7 @@ impl<S: BlockReader + UtxoReader + ChainWriter> ChainWriter for CoinCache<S> {
     /// part; flushes first when the cache is over its budget. On `Err` nothing of `batch`
     /// was applied, here or in the inner store.
     fn write(&mut self, batch: StoreBatch<'_>) -> Result<(), StoreError> {
-        if self.budget_bytes == 0 && self.is_empty() || !self.inner_has_tip()? {
+        if self.budget_bytes == 0 && self.is_flushed() || !self.inner_has_tip()? {
             let has_tip = batch.tip.is_some();
             let records = (batch.coins_added.len() + batch.coins_spent.len()) as u64;
             self.inner.write(batch)?;

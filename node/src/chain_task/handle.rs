@@ -245,7 +245,7 @@ impl ChainHandle {
                 mempool_txs: info.size,
                 mempool_bytes: info.bytes,
                 utxo_cache_bytes: cache.usage_bytes(),
-                utxo_cache_coins: cache.len(),
+                utxo_cache_coins: cache.coin_changes(),
                 utxo_cache_flushes: cache.flushes(),
             }
         })
