@@ -7,6 +7,19 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
+/// The hasher of the maps and sets that live for one block's checks (its created coins, its
+/// txids, its spent outpoints) and of the in-memory store: foldhash, seeded afresh for
+/// every map. Hashing a 36-byte outpoint with std's SipHash was about half of what a full
+/// block's coin lookups and writes cost (`cairn bench validate`).
+///
+/// foldhash resists only attackers who cannot observe a map's timing over many queries
+/// (its README, "HashDoS resistance"). A per-block map is seeded when the block's checks
+/// start and dropped when they end, so nobody can probe it; the in-memory store serves
+/// tests and benchmarks. Maps that live long and take outpoints from the network, the
+/// node's UTXO cache ([`crate::store::CoinCache`]) and the mempool, keep std's keyed
+/// SipHash.
+pub type ShortLivedHasher = foldhash::quality::RandomState;
+
 /// A 32-byte hash in internal byte order.
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, bincode::Encode, bincode::Decode,

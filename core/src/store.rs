@@ -10,7 +10,7 @@
 use crate::amount::Amount;
 use crate::block::Block;
 use crate::block_index::BlockEntry;
-use crate::hash::{BlockHash, Hash256};
+use crate::hash::{BlockHash, Hash256, ShortLivedHasher};
 use crate::tx::OutPoint;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -90,7 +90,7 @@ impl<T: BlockReader + UtxoReader + ChainWriter> ChainStore for T {}
 pub struct MemoryStore {
     index: HashMap<BlockHash, BlockEntry>,
     blocks: HashMap<BlockHash, Block>,
-    coins: HashMap<OutPoint, Coin>,
+    coins: HashMap<OutPoint, Coin, ShortLivedHasher>,
     undo: HashMap<BlockHash, BlockUndo>,
     tip: Option<BlockHash>,
     /// Number of successful `write` calls (lets tests check atomicity per block).

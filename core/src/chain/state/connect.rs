@@ -15,7 +15,7 @@ use super::ChainState;
 use crate::amount::Amount;
 use crate::block_index::Validity;
 use crate::chain::outcome::{ChainError, HashedBlock};
-use crate::hash::{BlockHash, Txid};
+use crate::hash::{BlockHash, ShortLivedHasher, Txid};
 use crate::sigcheck::{CheckQueue, Parallelism, QueueRun, verify_while};
 use crate::store::{BlockUndo, ChainStore, StoreBatch};
 use crate::tx::{OutPoint, Transaction};
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 /// What the in-order pass over a block's transactions produced.
 struct Pass {
-    created: HashMap<OutPoint, Coin>,
+    created: HashMap<OutPoint, Coin, ShortLivedHasher>,
     spent_from_store: Vec<(OutPoint, Coin)>,
     fees: Amount,
     /// The first rule other than a signature that failed, in block order.
@@ -126,7 +126,7 @@ impl<S: ChainStore> ChainState<S> {
         let outputs = txs.iter().map(|tx| tx.outputs.len()).sum();
         let inputs = txs.iter().map(|tx| tx.inputs.len()).sum();
         let mut pass = Pass {
-            created: HashMap::with_capacity(outputs),
+            created: HashMap::with_capacity_and_hasher(outputs, ShortLivedHasher::default()),
             spent_from_store: Vec::with_capacity(inputs),
             fees: Amount::ZERO,
             failed: None,
