@@ -98,7 +98,7 @@ impl Transaction {
         Wtxid(sha256d(&encoding::encode(self)))
     }
 
-    /// Both ids, sharing one allocation.
+    /// Both ids: the txid, then the wtxid.
     pub fn ids(&self) -> (Txid, Wtxid) {
         (self.txid(), self.wtxid())
     }

@@ -9,7 +9,7 @@
 
 use crate::amount::Amount;
 use crate::block::Block;
-use crate::hash::{BlockHash, MerkleRoot, Txid};
+use crate::hash::{BlockHash, MerkleRoot, ShortLivedHasher, Txid};
 use crate::keys::SignatureError;
 use crate::merkle::merkle_root;
 use crate::params::ChainParams;
@@ -366,7 +366,8 @@ pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<(), T
         }
     }
     if tx.inputs.len() > 1 {
-        let mut seen = HashSet::with_capacity(tx.inputs.len());
+        let mut seen: HashSet<OutPoint, ShortLivedHasher> =
+            HashSet::with_capacity_and_hasher(tx.inputs.len(), ShortLivedHasher::default());
         for input in &tx.inputs {
             if !seen.insert(input.prevout) {
                 return Err(TxError::DuplicateInput(input.prevout));
@@ -445,13 +446,20 @@ pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, B
             max: params.max_block_size,
         });
     }
-    // A full block's ids are most of this function's work, and nothing else runs while
-    // they are hashed: every core hashes (the order of the results is the block's).
-    let (txids, wtxids): (Vec<Txid>, Vec<_>) = if block.txs.len() >= PARALLEL_MIN_TXS {
-        block.txs.par_iter().map(Transaction::ids).unzip()
-    } else {
-        block.txs.iter().map(Transaction::ids).unzip()
+    // A full block's ids and each transaction's own rules are most of this function's
+    // work, and nothing else runs meanwhile: every core takes a share (the results are in
+    // block order, and each transaction's verdict is consulted below at its place in the
+    // in-order walk, so the error reported is the sequential one).
+    let per_tx = |tx: &Transaction| {
+        let (txid, wtxid) = tx.ids();
+        (txid, wtxid, check_transaction(tx, params))
     };
+    let checked: Vec<_> = if block.txs.len() >= PARALLEL_MIN_TXS {
+        block.txs.par_iter().map(per_tx).collect()
+    } else {
+        block.txs.iter().map(per_tx).collect()
+    };
+    let (txids, wtxids): (Vec<Txid>, Vec<_>) = checked.iter().map(|(t, w, _)| (*t, *w)).unzip();
     let computed = merkle_root(&wtxids);
     if computed != block.header.merkle_root {
         return Err(BlockError::BadMerkleRoot {
@@ -469,20 +477,19 @@ pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, B
     if !block.txs[0].is_coinbase() {
         return Err(BlockError::FirstNotCoinbase);
     }
-    let mut seen_txids = HashSet::with_capacity(txids.len());
-    let mut spent = HashSet::new();
-    for (index, (tx, txid)) in block.txs.iter().zip(&txids).enumerate() {
+    let mut seen_txids: HashSet<Txid, ShortLivedHasher> =
+        HashSet::with_capacity_and_hasher(txids.len(), ShortLivedHasher::default());
+    let inputs = block.txs.iter().map(|tx| tx.inputs.len()).sum();
+    let mut spent: HashSet<OutPoint, ShortLivedHasher> =
+        HashSet::with_capacity_and_hasher(inputs, ShortLivedHasher::default());
+    for (index, (tx, (txid, _, verdict))) in block.txs.iter().zip(checked).enumerate() {
         if index > 0 && tx.is_coinbase() {
             return Err(BlockError::MultipleCoinbase(index));
         }
-        if !seen_txids.insert(*txid) {
-            return Err(BlockError::DuplicateTx(*txid));
+        if !seen_txids.insert(txid) {
+            return Err(BlockError::DuplicateTx(txid));
         }
-        check_transaction(tx, params).map_err(|error| BlockError::Tx {
-            index,
-            txid: *txid,
-            error,
-        })?;
+        verdict.map_err(|error| BlockError::Tx { index, txid, error })?;
         for input in &tx.inputs {
             if !spent.insert(input.prevout) {
                 return Err(BlockError::DuplicateSpend(input.prevout));

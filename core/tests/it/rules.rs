@@ -450,3 +450,103 @@ fn every_unmutated_block_of_these_tests_is_valid() {
     };
     assert_eq!(report.outcome, ImportOutcome::Active);
 }
+
+/// A broken transaction placed into a wide block, and how it is broken.
+#[derive(Debug, Clone, Copy)]
+enum Flaw {
+    Version,
+    ZeroOutput,
+    SecondCoinbase,
+    /// A copy of the transaction just before it.
+    DuplicateTx,
+    /// Spends what the transaction just before it spends.
+    DuplicateSpend,
+}
+
+/// The context-free verdict as the rules read, one transaction after another: what the
+/// parallel per-transaction checks in `check_block` must still report.
+fn sequential_verdict(
+    block: &cairn_core::Block,
+    params: &cairn_core::ChainParams,
+) -> Option<BlockError> {
+    use std::collections::HashSet;
+    let (mut txids, mut spent) = (HashSet::new(), HashSet::new());
+    for (index, tx) in block.txs.iter().enumerate() {
+        let txid = tx.txid();
+        if index > 0 && tx.is_coinbase() {
+            return Some(BlockError::MultipleCoinbase(index));
+        }
+        if !txids.insert(txid) {
+            return Some(BlockError::DuplicateTx(txid));
+        }
+        if let Err(error) = check_transaction(tx, params) {
+            return Some(BlockError::Tx { index, txid, error });
+        }
+        for input in &tx.inputs {
+            if !spent.insert(input.prevout) {
+                return Some(BlockError::DuplicateSpend(input.prevout));
+            }
+        }
+    }
+    None
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 48, ..Default::default() })]
+
+    /// Blocks wide enough that every core checks a share of the transactions: whichever
+    /// transactions are broken, and however, the error is the first in block order.
+    #[test]
+    fn a_wide_blocks_first_broken_transaction_is_the_one_reported(
+        txs in 64usize..160,
+        flaws in proptest::collection::vec(
+            (1usize..160, proptest::sample::select(vec![
+                Flaw::Version, Flaw::ZeroOutput, Flaw::SecondCoinbase,
+                Flaw::DuplicateTx, Flaw::DuplicateSpend,
+            ])),
+            0..4,
+        ),
+    ) {
+        let mut kit = regtest();
+        let params = kit.params().clone();
+        let mut block = unaccepted_block(&mut kit, vec![], Amount::ZERO);
+        let address = kit.key(1).pubkey_hash();
+        // Signatures are a contextual rule: these spends of made-up coins pass every
+        // context-free one until a flaw is put in.
+        for i in 1..txs {
+            block.txs.push(cairn_core::Transaction {
+                version: 1,
+                inputs: vec![cairn_core::TxIn {
+                    prevout: cairn_core::OutPoint {
+                        txid: cairn_core::Txid(cairn_core::hash::sha256d(&i.to_le_bytes())),
+                        vout: 0,
+                    },
+                    signature: [1; 64],
+                    public_key: [2; 33],
+                }],
+                outputs: vec![TxOut { amount: Amount::from_base(1000), address }],
+                lock_height: 0,
+                data: vec![],
+            });
+        }
+        for (at, flaw) in flaws {
+            let at = 1 + at % (txs - 1);
+            let before = block.txs[at - 1].clone();
+            let tx = &mut block.txs[at];
+            match flaw {
+                Flaw::Version => tx.version = 2,
+                Flaw::ZeroOutput => tx.outputs[0].amount = Amount::ZERO,
+                Flaw::SecondCoinbase => tx.inputs.clear(),
+                Flaw::DuplicateTx => *tx = before,
+                Flaw::DuplicateSpend => match before.inputs.first() {
+                    Some(input) => tx.inputs[0].prevout = input.prevout,
+                    None => tx.version = 2,
+                },
+            }
+        }
+        let block = reseal(block, &params);
+        let expected = sequential_verdict(&block, &params);
+        let got = check_block(block, &params).err();
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
