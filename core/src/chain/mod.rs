@@ -4,12 +4,15 @@
 //! - [`ChainState`] (in [`state`]): accepts headers and blocks, connects and disconnects
 //!   them with undo data, reorganises to the best tip, and reports what changed.
 //! - [`orphans`]: blocks whose parent has not arrived yet.
+//! - [`pipeline`]: importing blocks that arrive together with each block's context-free
+//!   checks one block ahead, on another thread.
 //! - [`outcome`]: what the chain state reports — import outcomes, tip changes, chain tips,
 //!   and the errors that are not consensus verdicts.
 
 pub mod fork_choice;
 pub mod orphans;
 pub mod outcome;
+pub mod pipeline;
 pub mod state;
 
 pub use crate::block_index::{BlockEntry, Validity};

@@ -227,14 +227,30 @@ impl<S: ChainStore> ChainState<S> {
     /// Accepts a block: validates it, stores it, and moves the active chain to the best
     /// tip. Consensus verdicts are in the report; `Err` only for store failures.
     pub fn accept_block(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
-        self.operation(|chain| chain.import_and_activate(block, now))
+        let hash = block.block_hash();
+        self.accept_checked(hash, |params| check_block(block, params), now)
     }
 
-    fn import_and_activate(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
+    /// Accepts the block `hash`, running `check` (its context-free checks, or their result
+    /// computed ahead: [`super::pipeline`]) only when the block is new to the tree.
+    pub(super) fn accept_checked(
+        &mut self,
+        hash: BlockHash,
+        check: impl FnOnce(&ChainParams) -> Result<CheckedBlock, BlockError>,
+        now: u64,
+    ) -> Result<ImportReport, ChainError> {
+        self.operation(|chain| chain.import_and_activate(hash, check, now))
+    }
+
+    fn import_and_activate(
+        &mut self,
+        hash: BlockHash,
+        check: impl FnOnce(&ChainParams) -> Result<CheckedBlock, BlockError>,
+        now: u64,
+    ) -> Result<ImportReport, ChainError> {
         let old_tip = self.tip().hash;
-        let hash = block.block_hash();
         let mut invalidated = Vec::new();
-        let outcome = self.import_block(hash, block, now, &mut invalidated);
+        let outcome = self.import_block(hash, check, now, &mut invalidated);
         let result = outcome.and_then(|outcome| {
             self.activate_best_chain(&mut invalidated)?;
             Ok(outcome)
@@ -263,7 +279,7 @@ impl<S: ChainStore> ChainState<S> {
     fn import_block(
         &mut self,
         hash: BlockHash,
-        block: Block,
+        check: impl FnOnce(&ChainParams) -> Result<CheckedBlock, BlockError>,
         now: u64,
         invalidated: &mut Vec<(BlockHash, BlockError)>,
     ) -> Result<ImportOutcome, ChainError> {
@@ -278,7 +294,7 @@ impl<S: ChainStore> ChainState<S> {
         if self.orphans.contains(&hash) {
             return Ok(ImportOutcome::AlreadyHave);
         }
-        let checked = match check_block(block, &self.params) {
+        let checked = match check(&self.params) {
             Ok(checked) => checked,
             Err(e) => {
                 if e.is_permanent() && self.entries.contains_key(&hash) {
