@@ -11,6 +11,7 @@ use crate::mempool::{Accepted, Mempool, MempoolConfig, MempoolError};
 use crate::metrics::Metrics;
 use crate::store::NodeStore;
 use crate::strategy::{Strategy, StrategyKind};
+use cairn_core::chain::pipeline::Prechecked;
 use cairn_core::chain::{ChainError, ImportReport, TipChanged};
 use cairn_core::sigcache::{DEFAULT_SIGCACHE_BYTES, SigCache};
 use cairn_core::store::StoreError;
@@ -56,6 +57,16 @@ pub enum Origin {
     /// Mined here by a selfish miner and kept private: stored, never announced; the
     /// [`Strategy`] decides when it becomes public, and the network hides it until then.
     Withheld,
+}
+
+/// What the node keeps of a block it imports, whichever way its checks ran.
+struct ImportedBlock {
+    hash: BlockHash,
+    parent: BlockHash,
+    txs: usize,
+    /// The block itself, kept only when the network must announce it.
+    announce: Option<Arc<Block>>,
+    origin: Origin,
 }
 
 /// Something that changed in the node's state.
@@ -189,19 +200,62 @@ impl NodeState {
         now: u64,
         origin: Origin,
     ) -> Result<ImportReport, ChainError> {
-        // A selfish miner watches for blocks that lengthen the public chain.
-        let watched = (origin == Origin::Peer && self.strategy.kind() != StrategyKind::Honest)
-            .then(|| block.block_hash());
+        let hash = block.block_hash();
+        let (parent, txs) = (block.header.prev_blockhash, block.txs.len());
         // Only a local block is announced, so only it is kept beyond the import.
         let announce = (origin == Origin::Local).then(|| Arc::new(block.clone()));
+        let imported = ImportedBlock {
+            hash,
+            parent,
+            txs,
+            announce,
+            origin,
+        };
+        self.submit_imported(imported, now, |chain| chain.accept_block(block, now))
+    }
+
+    /// [`submit_block`](Self::submit_block) for a peer block whose context-free checks ran
+    /// ahead ([`cairn_core::chain::pipeline`]); its `cairn_block_validation_seconds`
+    /// observation then covers what ran on the chain thread, not those checks.
+    pub fn submit_prechecked(
+        &mut self,
+        block: Prechecked,
+        now: u64,
+    ) -> Result<ImportReport, ChainError> {
+        let imported = ImportedBlock {
+            hash: block.hash(),
+            parent: block.header().prev_blockhash,
+            txs: block.txs(),
+            announce: None,
+            origin: Origin::Peer,
+        };
+        self.submit_imported(imported, now, |chain| chain.accept_prechecked(block, now))
+    }
+
+    /// Runs `import` (the chain's import of the block `block` describes) and applies the
+    /// consequences.
+    fn submit_imported(
+        &mut self,
+        block: ImportedBlock,
+        now: u64,
+        import: impl FnOnce(&mut ChainState<NodeStore>) -> Result<ImportReport, ChainError>,
+    ) -> Result<ImportReport, ChainError> {
+        let ImportedBlock {
+            hash,
+            parent,
+            txs,
+            announce,
+            origin,
+        } = block;
+        // A selfish miner watches for blocks that lengthen the public chain.
+        let watched = (origin == Origin::Peer && self.strategy.kind() != StrategyKind::Honest)
+            .then_some(hash);
         if origin == Origin::Peer {
             self.metrics.blocks_received.inc();
         }
-        let hash = block.block_hash();
-        let (parent, txs) = (block.header.prev_blockhash, block.txs.len());
         let was_known = self.chain.entry(&hash).is_some();
         let started = std::time::Instant::now();
-        let report = self.chain.accept_block(block, now);
+        let report = import(&mut self.chain);
         self.metrics
             .block_validation
             .observe(started.elapsed().as_secs_f64());

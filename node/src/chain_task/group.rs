@@ -6,9 +6,10 @@
 //! wait in the chain thread's queue, and snapshot readers wait at the store's gate. A
 //! crash before the commit loses only steps nobody was told about.
 
-use super::{NodeEvent, NodeState, Origin};
-use cairn_core::chain::{ChainError, ImportReport};
+use super::{NodeEvent, NodeState};
+use cairn_core::chain::{ChainError, ImportReport, pipeline};
 use cairn_core::{Block, BlockHash, ImportOutcome};
+use std::ops::ControlFlow;
 
 /// Most blocks made durable by one sync.
 pub const MAX_GROUP_BLOCKS: usize = 64;
@@ -36,37 +37,42 @@ impl NodeState {
     /// Imports peer blocks in order, in groups of at most [`MAX_GROUP_BLOCKS`] blocks and
     /// [`MAX_GROUP_BYTES`], each group made durable by one sync before any of it is
     /// acknowledged. Stops after the first block that is invalid or that the store failed
-    /// on; one result per block tried.
+    /// on; one result per block tried. Each block's context-free checks run one block
+    /// ahead on another thread, overlapping the connection of the block before
+    /// ([`pipeline`]).
     pub fn submit_block_group(
         &mut self,
         blocks: Vec<Block>,
         now: u64,
     ) -> Vec<(BlockHash, Result<ImportReport, ChainError>)> {
         let mut out = Vec::with_capacity(blocks.len());
-        let mut blocks = blocks.into_iter().peekable();
-        while blocks.peek().is_some() {
-            self.begin_group();
-            let (mut count, mut bytes) = (0, 0);
-            let mut stopped = false;
-            while count < MAX_GROUP_BLOCKS && bytes < MAX_GROUP_BYTES {
-                let Some(block) = blocks.next() else { break };
-                let hash = block.block_hash();
-                bytes += block.encoded_size();
-                count += 1;
-                let result = self.submit_block(block, now, Origin::Peer);
-                stopped = match &result {
-                    Ok(report) => matches!(report.outcome, ImportOutcome::Invalid(_)),
-                    Err(_) => true,
-                };
-                out.push((hash, result));
-                if stopped {
-                    break;
-                }
+        let (mut count, mut bytes) = (0, 0);
+        let params = self.params().clone();
+        pipeline::import_in_order(&params, blocks, |block| {
+            if count == 0 {
+                self.begin_group();
             }
-            self.commit_group();
+            let hash = block.hash();
+            bytes += block.size();
+            count += 1;
+            let result = self.submit_prechecked(block, now);
+            let stopped = match &result {
+                Ok(report) => matches!(report.outcome, ImportOutcome::Invalid(_)),
+                Err(_) => true,
+            };
+            out.push((hash, result));
+            if stopped || count == MAX_GROUP_BLOCKS || bytes >= MAX_GROUP_BYTES {
+                self.commit_group();
+                (count, bytes) = (0, 0);
+            }
             if stopped {
-                break;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
+        });
+        if count > 0 {
+            self.commit_group();
         }
         out
     }
