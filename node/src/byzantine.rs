@@ -11,7 +11,10 @@
 //! - `lie-work`: the handshake claims [`inflated_work`], and sync requests are held
 //!   unanswered ([`hold_unanswered`]);
 //! - `tx-flood`: [`flood_transactions`] gossips transactions with invalid signatures as
-//!   fast as the node can.
+//!   fast as the node can;
+//! - `withhold-blocks` (beyond INTERFACE): the sync server answers status and headers
+//!   honestly and holds every block request unanswered ([`hold_unanswered`]), so a
+//!   downloading peer sees it stall.
 
 use crate::chain_task::{ChainHandle, NodeEvent};
 use cairn_core::merkle::merkle_root;
@@ -35,6 +38,8 @@ pub struct Faults {
     pub lie_work: bool,
     /// Gossip transactions with invalid signatures as fast as possible.
     pub tx_flood: bool,
+    /// Answer headers, never block requests.
+    pub withhold_blocks: bool,
 }
 
 impl Faults {
@@ -64,6 +69,7 @@ impl Faults {
             equivocate: self.equivocate || other.equivocate,
             lie_work: self.lie_work || other.lie_work,
             tx_flood: self.tx_flood || other.tx_flood,
+            withhold_blocks: self.withhold_blocks || other.withhold_blocks,
         }
     }
 }
@@ -104,6 +110,11 @@ pub const MODES: &[Mode] = &[
         name: "tx-flood",
         help: "sends transactions with invalid signatures as fast as it can",
         install: |f| f.tx_flood = true,
+    },
+    Mode {
+        name: "withhold-blocks",
+        help: "answers status and headers honestly and never answers a block request",
+        install: |f| f.withhold_blocks = true,
     },
 ];
 

@@ -68,7 +68,8 @@ pub struct NodeArgs {
     /// Log format [default: text]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Misbehave on purpose: empty-bodies, invalid-blocks, equivocate, lie-work, tx-flood
+    /// Misbehave on purpose: empty-bodies, invalid-blocks, equivocate, lie-work, tx-flood,
+    /// withhold-blocks
     #[arg(long, value_name = "MODE[,MODE...]")]
     pub byzantine: Option<String>,
     /// Most inbound peers from one IP address [default: 32]

@@ -119,6 +119,9 @@ impl SyncServer {
                     SyncResponse::Headers(headers)
                 });
             }
+            SyncRequest::GetBlocks(_) if self.faults.withhold_blocks => {
+                byzantine::hold_unanswered(channel);
+            }
             SyncRequest::GetBlocks(hashes) => {
                 let queued = self.waiting.iter().filter(|w| w.peer == peer).count();
                 if queued >= MAX_QUEUED_BLOCK_REQUESTS {

@@ -647,6 +647,46 @@ fn lie_work_node_costs_score_and_a_disconnect_and_sync_moves_to_an_honest_peer()
     assert_honest_record(&v, &[&h], &[]);
 }
 
+#[test]
+fn a_peer_withholding_blocks_is_scored_for_stalling_and_its_blocks_come_from_the_others() {
+    let h = Node::start(NodeOpts::default());
+    h.generate(100);
+    let w = byzantine("withhold-blocks", vec![p2p(&h)]);
+    assert!(
+        wait_until(CONVERGE, || w.height() == 100),
+        "the withholding node did not sync its own chain\n{}",
+        logs(&[&w, &h])
+    );
+    // The victim is given only the withholder, so the withholder is its first sync peer and
+    // is asked for blocks; the honest node it learns of (from discovery, or at the latest
+    // from `addnode`) has the same chain.
+    let v = Node::start(NodeOpts {
+        peers: vec![p2p(&w)],
+        ..Default::default()
+    });
+    wait_connected(&v, &w);
+    let started = Instant::now();
+    v.rpc("addnode", json!([p2p(&h), "add"]));
+    let ok = wait_until(Duration::from_secs(60), || v.height() == 100);
+    let took = started.elapsed();
+    eprintln!("synced past the withholding peer in {took:?}");
+    assert!(ok, "victim stuck at {}\n{}", v.height(), logs(&[&v]));
+    // The withholder costs one block-request timeout (`BLOCKS_TIMEOUT`, 20 s), not more: the
+    // rest is 100 blocks over loopback.
+    assert!(
+        took < Duration::from_secs(28),
+        "sync moved on only after {took:?}"
+    );
+    assert!(
+        v.log().contains("block download peer stalled")
+            && v.log()
+                .contains("stalled sync: no answer to a block request in time"),
+        "the withholder was not scored for stalling\n{}",
+        logs(&[&v])
+    );
+    assert_honest_record(&v, &[&h], &[]);
+}
+
 /// Dev coins still unspent on `node` with the keys that own them.
 fn dev_coins(node: &Node) -> Vec<(OutPoint, TxOut, cairn_core::SecretKey)> {
     let params = regtest();
