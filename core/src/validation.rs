@@ -435,6 +435,17 @@ const PARALLEL_MIN_TXS: usize = 64;
 /// duplicate transactions and duplicate spends, and every transaction's own rules.
 pub fn check_block(block: Block, params: &ChainParams) -> Result<CheckedBlock, BlockError> {
     let hash = block.block_hash();
+    check_hashed_block(block, hash, params)
+}
+
+/// [`check_block`] for a caller that already hashed the header: `hash` must be
+/// `block.block_hash()`.
+pub fn check_hashed_block(
+    block: Block,
+    hash: BlockHash,
+    params: &ChainParams,
+) -> Result<CheckedBlock, BlockError> {
+    debug_assert_eq!(hash, block.block_hash());
     check_proof_of_work(&hash, block.header.bits, params)?;
     // Sized before anything is hashed, so an oversized body costs a walk of its lengths, not
     // a hash of every byte. The header has not been matched to this body yet, so the error

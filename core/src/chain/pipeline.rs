@@ -2,10 +2,10 @@
 //! context-free checks run one block ahead, on another thread, while the chain thread
 //! connects the block before it.
 //!
-//! [`check_block`] hashes every transaction and walks every rule that needs no chain; done
-//! on the chain thread, it runs between two blocks' verifications with the verification
-//! pool idle. [`import_in_order`] runs it on a checker thread instead, at most
-//! [`AHEAD`] blocks ahead, so it overlaps the previous block's signature checks. The
+//! [`check_block`](crate::validation::check_block) hashes every transaction and walks every
+//! rule that needs no chain; done on the chain thread, it runs between two blocks'
+//! verifications with the verification pool idle. [`import_in_order`] runs it on a checker thread instead, a block or two
+//! ahead ([`AHEAD`]), so it overlaps the previous block's signature checks. The
 //! verdicts and the order of imports are exactly those of calling
 //! [`ChainState::accept_block`] on each block in turn: the checks are a pure function of
 //! the block and the parameters, and [`ChainState::accept_prechecked`] runs everything else
@@ -17,13 +17,14 @@ use crate::block::{Block, BlockHeader};
 use crate::hash::BlockHash;
 use crate::params::ChainParams;
 use crate::store::ChainStore;
-use crate::validation::{BlockError, CheckedBlock, check_block};
+use crate::validation::{BlockError, CheckedBlock, check_hashed_block};
 use std::ops::ControlFlow;
 use std::sync::mpsc;
 
-/// Blocks checked ahead of the one being imported (the checker then waits): one is enough
-/// to overlap a block's checks with the previous block's connection, and each checked block
-/// held is a block's worth of memory.
+/// Checked blocks that may wait for the chain thread. The checker then checks one more and
+/// waits to hand it over, so at most `AHEAD + 1` blocks are checked ahead of the one being
+/// imported: enough to overlap a block's checks with the previous block's connection, and
+/// each is a block's worth of memory.
 pub const AHEAD: usize = 1;
 
 /// A block with its context-free verdict, ready for [`ChainState::accept_prechecked`].
@@ -39,12 +40,13 @@ pub struct Prechecked {
 impl Prechecked {
     /// Runs [`check_block`] on `block` (on any thread).
     pub fn new(block: Block, params: &ChainParams) -> Self {
+        let hash = block.block_hash();
         Prechecked {
-            hash: block.block_hash(),
+            hash,
             header: block.header,
             txs: block.txs.len(),
             size: block.encoded_size(),
-            checked: check_block(block, params),
+            checked: check_hashed_block(block, hash, params),
         }
     }
 
@@ -79,7 +81,7 @@ impl Prechecked {
 }
 
 /// Hands `blocks`, in order, to `import` with their context-free checks done on a checker
-/// thread up to [`AHEAD`] blocks in advance. Stops at the first `Break`, whose value it
+/// thread in advance ([`AHEAD`]). Stops at the first `Break`, whose value it
 /// returns; the checker then stops too, and the blocks after it are never checked.
 pub fn import_in_order<R>(
     params: &ChainParams,

@@ -31,7 +31,7 @@ use crate::sigcheck::Parallelism;
 use crate::store::{BlockUndo, ChainStore, StoreBatch};
 use crate::tx::{OutPoint, Transaction};
 use crate::utxo::Coin;
-use crate::validation::{BlockError, CheckedBlock, check_block, check_proof_of_work};
+use crate::validation::{BlockError, CheckedBlock, check_hashed_block, check_proof_of_work};
 use batch::PendingWrite;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -228,7 +228,7 @@ impl<S: ChainStore> ChainState<S> {
     /// tip. Consensus verdicts are in the report; `Err` only for store failures.
     pub fn accept_block(&mut self, block: Block, now: u64) -> Result<ImportReport, ChainError> {
         let hash = block.block_hash();
-        self.accept_checked(hash, |params| check_block(block, params), now)
+        self.accept_checked(hash, |params| check_hashed_block(block, hash, params), now)
     }
 
     /// Accepts the block `hash`, running `check` (its context-free checks, or their result
