@@ -1,8 +1,10 @@
 //! `cairn bench validate`: block connection over the in-memory store, in inputs per second
 //! ÷ single-thread k256 verifications per second. Cold (no signature cache: every signature
 //! verified, in parallel), with a warm cache (every signature already verified, as when the
-//! mempool saw the transactions first: `ratio_warm_sigcache`), and sequential (one thread,
-//! the rule before parallel verification) for comparison. Every ratio is the median of the
+//! mempool saw the transactions first: `ratio_warm_sigcache`), and sequential (every
+//! signature verified in order on the chain thread, the rule before parallel verification;
+//! the context-free checks still run one block ahead, as in the node's sync) for
+//! comparison. Every ratio is the median of the
 //! runs' ratios, each to the reference measured just before that run.
 
 use super::workload::{ChainArgs, ChainWorkload};
