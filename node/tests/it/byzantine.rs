@@ -618,27 +618,31 @@ fn equivocating_node_is_not_an_offense_and_the_race_resolves() {
     }
 }
 
+/// Starts a victim that knows only `staller`, then tells it of `honest`; asserts it reaches
+/// `height` (honest's chain) sooner than `bound` after that. Returns the victim.
+fn sync_past(staller: &Node, honest: &Node, height: u64, bound: Duration) -> Node {
+    let v = Node::start(NodeOpts {
+        peers: vec![p2p(staller)],
+        ..Default::default()
+    });
+    wait_connected(&v, staller);
+    let started = Instant::now();
+    v.rpc("addnode", json!([p2p(honest), "add"]));
+    let ok = wait_until(bound + Duration::from_secs(15), || v.height() == height);
+    let took = started.elapsed();
+    eprintln!("synced past the stalling peer in {took:?}");
+    assert!(ok, "victim stuck at {}\n{}", v.height(), logs(&[&v]));
+    assert!(took < bound, "sync moved on only after {took:?}");
+    v
+}
+
 #[test]
 fn lie_work_node_costs_score_and_a_disconnect_and_sync_moves_to_an_honest_peer() {
     let h = Node::start(NodeOpts::default());
     h.generate(20);
     let e = byzantine("lie-work", vec![]);
     // The victim meets the liar first: its claimed work makes it the sync peer.
-    let v = Node::start(NodeOpts {
-        peers: vec![p2p(&e)],
-        ..Default::default()
-    });
-    wait_connected(&v, &e);
-    let started = Instant::now();
-    v.rpc("addnode", json!([p2p(&h), "add"]));
-    let ok = wait_until(Duration::from_secs(45), || v.height() == 20);
-    let took = started.elapsed();
-    eprintln!("synced past the lying peer in {took:?}");
-    assert!(ok, "victim stuck at {}\n{}", v.height(), logs(&[&v]));
-    assert!(
-        took < Duration::from_secs(30),
-        "sync moved on after {took:?}"
-    );
+    let v = sync_past(&e, &h, 20, Duration::from_secs(30));
     assert!(
         v.log().contains("sync peer stalled") && v.log().contains("stalled sync"),
         "the liar was not scored for stalling\n{}",
@@ -659,24 +663,9 @@ fn a_peer_withholding_blocks_is_scored_for_stalling_and_its_blocks_come_from_the
     );
     // The victim is given only the withholder, so the withholder is its first sync peer and
     // is asked for blocks; the honest node it learns of (from discovery, or at the latest
-    // from `addnode`) has the same chain.
-    let v = Node::start(NodeOpts {
-        peers: vec![p2p(&w)],
-        ..Default::default()
-    });
-    wait_connected(&v, &w);
-    let started = Instant::now();
-    v.rpc("addnode", json!([p2p(&h), "add"]));
-    let ok = wait_until(Duration::from_secs(60), || v.height() == 100);
-    let took = started.elapsed();
-    eprintln!("synced past the withholding peer in {took:?}");
-    assert!(ok, "victim stuck at {}\n{}", v.height(), logs(&[&v]));
-    // The withholder costs one block-request timeout (`BLOCKS_TIMEOUT`, 20 s), not more: the
-    // rest is 100 blocks over loopback.
-    assert!(
-        took < Duration::from_secs(28),
-        "sync moved on only after {took:?}"
-    );
+    // from `addnode`) has the same chain. The withholder costs one block-request timeout
+    // (`BLOCKS_TIMEOUT`, 20 s), not more: the rest is 100 blocks over loopback.
+    let v = sync_past(&w, &h, 100, Duration::from_secs(28));
     assert!(
         v.log().contains("block download peer stalled")
             && v.log()
