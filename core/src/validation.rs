@@ -334,6 +334,13 @@ impl BlockError {
             BlockError::TimeTooNew { .. } | BlockError::UnknownParent(_)
         )
     }
+
+    /// Whether the body, not the header, is at fault: the peer that sent it misbehaved, yet
+    /// the block under this header may still be valid (a mutated body, Core's
+    /// `BLOCK_MUTATED`), so its body is worth asking another peer for.
+    pub fn is_body_fault(&self) -> bool {
+        self.is_misbehavior() && !self.is_permanent()
+    }
 }
 
 /// Context-free transaction rules (shared by blocks and the mempool).
@@ -622,6 +629,40 @@ mod tests {
         ];
         for error in contextual {
             assert!(!error.is_misbehavior(), "{error}");
+        }
+    }
+
+    #[test]
+    fn only_a_body_that_does_not_match_its_header_is_worth_asking_another_peer_for() {
+        let hash = BlockHash::from_byte_array([7; 32]);
+        let root = MerkleRoot::from_byte_array([1; 32]);
+        let mutated = [
+            BlockError::BadMerkleRoot {
+                header: root,
+                computed: MerkleRoot::from_byte_array([2; 32]),
+            },
+            BlockError::TooLarge { size: 2, max: 1 },
+        ];
+        for error in mutated {
+            assert!(error.is_body_fault(), "{error}");
+        }
+        let not_the_body = [
+            // The header commits to these: no other body under it can be valid.
+            BlockError::NoTransactions,
+            BlockError::FirstNotCoinbase,
+            BlockError::Tx {
+                index: 1,
+                txid: Txid::from_byte_array([3; 32]),
+                error: TxError::MissingOrSpent(OutPoint::default()),
+            },
+            BlockError::KnownInvalid(hash),
+            BlockError::InvalidAncestor(hash),
+            // Not the sender's fault.
+            BlockError::TimeTooNew { time: 2, max: 1 },
+            BlockError::UnknownParent(hash),
+        ];
+        for error in not_the_body {
+            assert!(!error.is_body_fault(), "{error}");
         }
     }
 }

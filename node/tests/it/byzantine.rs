@@ -676,6 +676,58 @@ fn a_peer_withholding_blocks_is_scored_for_stalling_and_its_blocks_come_from_the
     assert_honest_record(&v, &[&h], &[]);
 }
 
+#[test]
+fn a_download_peer_sending_mutated_blocks_is_dropped_and_the_download_goes_on_without_it() {
+    const HEIGHT: u64 = 400;
+    let h = Node::start(NodeOpts::default());
+    h.generate(HEIGHT as u32);
+    let e = byzantine("empty-bodies", vec![p2p(&h)]);
+    assert!(
+        wait_until(CONVERGE, || e.height() == HEIGHT),
+        "the empty-bodies node did not sync its own chain\n{}",
+        logs(&[&e, &h])
+    );
+    // The victim syncs from the honest node over a slow link, so its download is still
+    // going when the mangler joins it as a second download peer; the honest node stays
+    // the headers peer. Before mutated bodies were asked of the others, the first one
+    // ended the round and put the honest headers peer in a 20 s cool-down.
+    let v = Node::start(NodeOpts::default());
+    h.rpc(
+        "setlinkshaping",
+        json!([v.peer_id, {"latency_ms": 100, "bandwidth_kbit": 100}]),
+    );
+    let started = Instant::now();
+    v.rpc("addnode", json!([p2p(&h), "add"]));
+    assert!(
+        wait_until(CONVERGE, || v.height() > 0),
+        "the victim did not start syncing\n{}",
+        logs(&[&v, &h])
+    );
+    // Discovery (through the honest node) may have brought the mangler in, and had it
+    // banned, already.
+    if let Err(failure) = v.try_rpc("addnode", json!([p2p(&e), "add"])) {
+        assert!(failure.message.contains("is banned"), "{failure:?}");
+    }
+    let ok = wait_until(CONVERGE, || v.height() == HEIGHT);
+    let took = started.elapsed();
+    eprintln!("synced {HEIGHT} blocks past the mangler in {took:?}");
+    assert!(ok, "victim stuck at {}\n{}", v.height(), logs(&[&v]));
+    assert!(
+        v.log().contains("a download peer sent a mutated block"),
+        "the mangler never served the victim a block\n{}",
+        logs(&[&v])
+    );
+    assert!(
+        took < Duration::from_secs(18),
+        "sync waited for a cool-down: {took:?}\n{}",
+        logs(&[&v])
+    );
+    let reason = wait_banned(&v, &e, Duration::from_secs(10));
+    assert!(reason.contains("bad-txnmrklroot"), "{reason}");
+    assert_eq!(v.tip(), h.tip());
+    assert_honest_record(&v, &[&h], &[]);
+}
+
 /// Dev coins still unspent on `node` with the keys that own them.
 fn dev_coins(node: &Node) -> Vec<(OutPoint, TxOut, cairn_core::SecretKey)> {
     let params = regtest();

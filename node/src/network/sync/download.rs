@@ -13,7 +13,13 @@
 //! - a peer whose request times out ([`BLOCKS_TIMEOUT`]) stalls us: it is reported,
 //!   dropped from this download and its blocks go to the others; a peer that fails,
 //!   disconnects or lacks a block it was asked for is dropped the same way, silently, and
-//!   one that answers what was not asked is dropped and reported.
+//!   one that answers what was not asked is dropped and reported;
+//! - a peer that sends a body which does not match its header (a mutated block:
+//!   [`BlockError::is_body_fault`]) is reported and dropped, and that block, the rest of
+//!   its run and every block of the peer's still waiting are asked of the others: the
+//!   header may be good, so the download goes on. A block the header itself condemns ends
+//!   the download: the branch is invalid, whoever served it;
+//! - whatever a dropped peer still answers is not used: its batch goes to the others.
 //!
 //! Which peer served how many blocks is logged at the end (`downloaded blocks from peer`).
 
@@ -22,11 +28,12 @@ use crate::chain_task::{ChainHandle, MAX_GROUP_BLOCKS};
 use crate::network::peers::Offense;
 use crate::network::protocol::{MAX_BLOCKS_PER_REQUEST, SyncRequest, SyncResponse};
 use crate::network::{NetworkHandle, RequestError};
-use cairn_core::{Block, BlockHash, ImportOutcome};
+use cairn_core::{Block, BlockError, BlockHash, ImportOutcome};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Range;
 use std::time::Duration;
 
 /// Blocks ahead of the lowest missing one that may be asked for.
@@ -96,6 +103,25 @@ impl Download {
         self.unassigned.extend(positions.iter().copied());
     }
 
+    /// `bad` sent a body that does not match its header, at the start of `unimported` (the
+    /// part of a run that was not imported): `bad` leaves this download, and those
+    /// positions and every block `bad` delivered that still waits go back to the others.
+    fn refetch_without(&mut self, bad: &PeerId, unimported: Range<usize>) {
+        self.next = unimported.start;
+        let mut again: Vec<usize> = unimported.collect();
+        again.extend(
+            self.source
+                .iter()
+                .filter(|(position, peer)| *peer == bad && self.arrived.contains_key(position))
+                .map(|(position, _)| *position),
+        );
+        for position in &again {
+            self.arrived.remove(position);
+            self.source.remove(position);
+        }
+        self.drop_peer(bad, &again);
+    }
+
     /// The run of arrived blocks from `next` on, at most one group's worth.
     fn ready_run(&mut self) -> Vec<Block> {
         let mut run = Vec::new();
@@ -158,10 +184,10 @@ pub async fn download_blocks(
             if run.is_empty() {
                 break;
             }
-            let first = download.next;
-            download.next += run.len();
+            let positions = download.next..download.next + run.len();
+            download.next = positions.end;
             let outcomes = chain.call(move |s| submit_blocks(s, run)).await?;
-            imported += count_imported(net, &mut download, first, outcomes).await?;
+            imported += count_imported(net, &mut download, positions, outcomes).await?;
         }
     };
     for (peer, blocks) in &download.served {
@@ -189,8 +215,13 @@ async fn add_peers(net: &NetworkHandle, download: &mut Download) {
 
 /// Files an answer: its blocks arrive, what it lacked goes back; the peer is dropped
 /// when it failed, stalled, lacked a block or answered what was not asked (then it is
-/// reported too), and its blocks go to the others.
+/// reported too), and its blocks go to the others. An answer from a peer already dropped
+/// is not used: its batch goes back to the others.
 async fn take_answer(net: &NetworkHandle, download: &mut Download, (peer, batch, answer): Answer) {
+    if download.dropped.contains(&peer) {
+        download.give_back(&batch);
+        return;
+    }
     if let Some(n) = download.peers.get_mut(&peer) {
         *n -= 1;
     }
@@ -258,28 +289,32 @@ async fn take_answer(net: &NetworkHandle, download: &mut Download, (peer, batch,
     }
 }
 
-/// Counts the imported blocks of a run starting at position `first`; ends the round on an
-/// invalid block (reported against the peer that served it, when that is misbehaviour)
-/// or when the store failed.
+/// Counts the imported blocks of the run at `positions` (imported in order, up to the
+/// first invalid one); an invalid block is reported against the peer that served it, when
+/// that is misbehaviour. A mutated body is asked of the others
+/// ([`Download::refetch_without`]); any other invalid block, or a store failure, ends the
+/// download.
 async fn count_imported(
     net: &NetworkHandle,
     download: &mut Download,
-    first: usize,
+    positions: Range<usize>,
     outcomes: Vec<(BlockHash, Option<ImportOutcome>)>,
 ) -> Result<usize, SyncError> {
     let mut imported = 0;
-    for (offset, (hash, outcome)) in outcomes.into_iter().enumerate() {
-        let server = download.source.remove(&(first + offset));
+    for (position, (hash, outcome)) in positions.clone().zip(outcomes) {
+        let server = download.source.remove(&position);
         match outcome {
             Some(ImportOutcome::Invalid(error)) => {
-                if let Some(peer) = server.filter(|_| error.is_misbehavior()) {
-                    let offense = Offense::Consensus(format!(
-                        "block {hash}: {} ({error})",
-                        error.reject_reason()
-                    ));
-                    net.report(peer, offense).await;
+                let Some(peer) = server.filter(|_| error.is_misbehavior()) else {
+                    return Err(SyncError::Peer(format!("invalid block {hash}: {error}")));
+                };
+                report_invalid(net, peer, &hash, &error).await;
+                if !error.is_body_fault() {
+                    return Err(SyncError::Peer(format!("invalid block {hash}: {error}")));
                 }
-                return Err(SyncError::Peer(format!("invalid block {hash}: {error}")));
+                tracing::warn!(%peer, %hash, "a download peer sent a mutated block; it is dropped and the block asked of the others");
+                download.refetch_without(&peer, position..positions.end);
+                return Ok(imported);
             }
             Some(ImportOutcome::Active | ImportOutcome::SideChain) => imported += 1,
             Some(_) => {}
@@ -287,6 +322,11 @@ async fn count_imported(
         }
     }
     Ok(imported)
+}
+
+async fn report_invalid(net: &NetworkHandle, peer: PeerId, hash: &BlockHash, error: &BlockError) {
+    let offense = Offense::Consensus(format!("block {hash}: {} ({error})", error.reject_reason()));
+    net.report(peer, offense).await;
 }
 
 #[cfg(test)]
@@ -343,6 +383,61 @@ mod tests {
             highest = highest.max(*batch.iter().max().expect("a batch is never empty"));
         }
         assert_eq!(highest, WINDOW - 1);
+    }
+
+    #[test]
+    fn after_a_mutated_block_its_run_and_the_senders_waiting_blocks_are_asked_again() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let n = MAX_BLOCKS_PER_REQUEST;
+        let mut d = download(4 * n, &[a, b]);
+        let block = cairn_core::ChainParams::regtest().genesis_block;
+        while d.assign().is_some() {}
+        // Every request answered: b served the first and third batches, a the others.
+        for position in 0..4 * n {
+            let server = if (position / n).is_multiple_of(2) {
+                b
+            } else {
+                a
+            };
+            d.arrived.insert(position, block.clone());
+            d.source.insert(position, server);
+        }
+        d.peers.values_mut().for_each(|in_flight| *in_flight = 0);
+        // The first two batches were one run; the block at n + 3, from a, was mutated.
+        let run = d.ready_run();
+        assert_eq!(run.len(), 2 * n);
+        d.next = 2 * n;
+        for position in 0..n + 3 {
+            d.source.remove(&position);
+        }
+        d.refetch_without(&a, n + 3..2 * n);
+
+        assert_eq!(
+            d.next,
+            n + 3,
+            "the download waits for the mutated block again"
+        );
+        assert!(d.dropped.contains(&a) && !d.peers.contains_key(&a));
+        let again: Vec<usize> = (n + 3..2 * n).chain(3 * n..4 * n).collect();
+        assert_eq!(d.unassigned.iter().copied().collect::<Vec<_>>(), again);
+        assert!(
+            (2 * n..3 * n).all(|p| d.arrived.contains_key(&p) && d.source[&p] == b),
+            "b's waiting blocks are kept"
+        );
+        assert!(
+            again
+                .iter()
+                .all(|p| !d.arrived.contains_key(p) && !d.source.contains_key(p))
+        );
+        let mut asked = Vec::new();
+        while let Some((peer, batch)) = d.assign() {
+            assert_eq!(
+                peer, b,
+                "the peer that sent the mutated block is not asked again"
+            );
+            asked.extend(batch);
+        }
+        assert_eq!(asked, again);
     }
 
     #[test]
