@@ -15,9 +15,9 @@
 //!   disconnects or lacks a block it was asked for is dropped the same way, silently, and
 //!   one that answers what was not asked is dropped and reported;
 //! - a peer that sends a body which does not match its header (a mutated block:
-//!   [`BlockError::is_body_fault`]) is reported and dropped, and that block, the rest of
-//!   its run and every block of the peer's still waiting are asked of the others: the
-//!   header may be good, so the download goes on. A block the header itself condemns ends
+//!   [`cairn_core::BlockError::is_body_fault`]) is reported and dropped, and that block,
+//!   the rest of its run and every block of the peer's still waiting are asked of the
+//!   others: the header may be good, so the download goes on. A block the header itself condemns ends
 //!   the download: the branch is invalid, whoever served it;
 //! - whatever a dropped peer still answers is not used: its batch goes to the others.
 //!
@@ -28,7 +28,7 @@ use crate::chain_task::{ChainHandle, MAX_GROUP_BLOCKS};
 use crate::network::peers::Offense;
 use crate::network::protocol::{MAX_BLOCKS_PER_REQUEST, SyncRequest, SyncResponse};
 use crate::network::{NetworkHandle, RequestError};
-use cairn_core::{Block, BlockError, BlockHash, ImportOutcome};
+use cairn_core::{Block, BlockHash, ImportOutcome};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
@@ -305,16 +305,22 @@ async fn count_imported(
         let server = download.source.remove(&position);
         match outcome {
             Some(ImportOutcome::Invalid(error)) => {
-                let Some(peer) = server.filter(|_| error.is_misbehavior()) else {
-                    return Err(SyncError::Peer(format!("invalid block {hash}: {error}")));
-                };
-                report_invalid(net, peer, &hash, &error).await;
-                if !error.is_body_fault() {
-                    return Err(SyncError::Peer(format!("invalid block {hash}: {error}")));
+                let sender = server.filter(|_| error.is_misbehavior());
+                if let Some(peer) = sender {
+                    let offense = Offense::Consensus(format!(
+                        "block {hash}: {} ({error})",
+                        error.reject_reason()
+                    ));
+                    net.report(peer, offense).await;
                 }
-                tracing::warn!(%peer, %hash, "a download peer sent a mutated block; it is dropped and the block asked of the others");
-                download.refetch_without(&peer, position..positions.end);
-                return Ok(imported);
+                match sender {
+                    Some(peer) if error.is_body_fault() => {
+                        tracing::warn!(%peer, %hash, "a download peer sent a mutated block; it is dropped and the block asked of the others");
+                        download.refetch_without(&peer, position..positions.end);
+                        return Ok(imported);
+                    }
+                    _ => return Err(SyncError::Peer(format!("invalid block {hash}: {error}"))),
+                }
             }
             Some(ImportOutcome::Active | ImportOutcome::SideChain) => imported += 1,
             Some(_) => {}
@@ -322,11 +328,6 @@ async fn count_imported(
         }
     }
     Ok(imported)
-}
-
-async fn report_invalid(net: &NetworkHandle, peer: PeerId, hash: &BlockHash, error: &BlockError) {
-    let offense = Offense::Consensus(format!("block {hash}: {} ({error})", error.reject_reason()));
-    net.report(peer, offense).await;
 }
 
 #[cfg(test)]
